@@ -1,0 +1,211 @@
+"""The schema: every key, its default and its doc string; load YAML, apply `--set` overrides, validate, hash.
+
+Inputs, encoders, outputs and fusions declare their own keys in their modules (one hop from a key to the code
+that uses it); this module assembles them into one schema from the registries.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import Field, ValidationError, create_model, model_validator
+
+import plait.components  # noqa: F401  (fills the registries)
+from plait.errors import PlaitError
+from plait.registry import ENCODERS, FEATURES, FUSIONS, TASKS
+from plait.schema import Section, format_validation_error
+
+
+class ConfigError(PlaitError):
+    def __init__(self, source: str, lines: list[str]):
+        self.lines = lines
+        super().__init__(f"{source}: invalid config\n" + "\n".join(f"  {line}" for line in lines))
+
+
+def _union(members: list, tag: str):
+    if len(members) == 1:
+        return members[0]
+    return Annotated[Union[tuple(members)], Field(discriminator=tag)]
+
+
+def _input_model(feature):
+    encoders = [enc.Config for enc in ENCODERS.values() if feature.name in enc.modalities]
+    default = ENCODERS[feature.default_encoder].Config
+    return create_model(
+        f"{feature.name.title()}Input",
+        __base__=feature.Settings,
+        encoder=(_union(encoders, "name"), Field(default_factory=default, description="Encoder for this input, by `name`.")),
+    )
+
+
+InputConfig = _union([_input_model(feature) for feature in FEATURES.values()], "type")
+OutputConfig = _union([task.Settings for task in TASKS.values()], "type")
+FusionConfig = _union([fusion.Config for fusion in FUSIONS.values()], "name")
+
+
+class SplitConfig(Section):
+    column: str | None = Field(None, description="Column holding `train` / `validation` (or `val`, `dev`) / `test`. The default when `ratios` is not given: `split`.")
+    ratios: tuple[float, float, float] | None = Field(None, description="Train / validation / test fractions for a seeded random split, e.g. [0.8, 0.1, 0.1].")
+    seed: int = Field(0, description="Seed of the random split.")
+    stratify: str | None = Field(None, description="Column whose value proportions each split keeps (random split only).")
+
+    @model_validator(mode="after")
+    def _one_way(self):
+        if self.column is not None and self.ratios is not None:
+            raise ValueError("give either `column` or `ratios`, not both")
+        if self.ratios is not None and abs(sum(self.ratios) - 1.0) > 1e-6:
+            raise ValueError(f"ratios must add up to 1 (they add up to {sum(self.ratios):g})")
+        if self.column is None and self.ratios is None:
+            self.column = "split"
+        return self
+
+
+class DataConfig(Section):
+    table: str = Field(description="The manifest: a .csv, .jsonl or .parquet file, a local path or any fsspec URL (s3://...). Relative to the config file.")
+    format: Literal["auto", "csv", "jsonl", "parquet"] = Field("auto", description="Table format; `auto` goes by the file extension.")
+    csv_separator: str = Field(",", description="Field separator of a CSV table.")
+    root: str | None = Field(None, description="Folder that relative file paths in cells resolve against; default: the table's folder.")
+    split: SplitConfig = Field(default_factory=SplitConfig, description="How rows are divided into train / validation / test.")
+    on_bad_sample: Literal["error", "skip"] = Field("error", description="`error`: stop with a message naming the file, row and column. `skip`: leave the row out and list it in `skipped.jsonl`.")
+
+
+class OptimizerConfig(Section):
+    name: Literal["adamw", "adam", "sgd"] = Field("adamw", description="Optimizer.")
+    lr: float = Field(1e-3, gt=0, description="Learning rate (the peak rate for `onecycle` and warm-up schedules).")
+    weight_decay: float = Field(0.0, ge=0, description="Weight decay.")
+    betas: tuple[float, float] = Field((0.9, 0.999), description="Adam/AdamW betas.")
+    eps: float = Field(1e-8, gt=0, description="Adam/AdamW epsilon.")
+    momentum: float = Field(0.9, ge=0, description="SGD momentum.")
+
+
+class SchedulerConfig(Section):
+    name: Literal["none", "step", "plateau", "onecycle", "linear_warmup", "cosine"] = Field("none", description="Learning-rate schedule. `step` and `plateau` act once per epoch, the others once per optimizer step.")
+    step_size: int = Field(1, ge=1, description="`step`: epochs between decays.")
+    gamma: float = Field(0.1, gt=0, description="`step`: factor applied every `step_size` epochs.")
+    factor: float = Field(0.1, gt=0, lt=1, description="`plateau`: factor applied when the monitored metric stalls.")
+    patience: int = Field(2, ge=0, description="`plateau`: validations without improvement before the rate drops.")
+    warmup_steps: int = Field(0, ge=0, description="`linear_warmup`, `cosine`: steps of linear warm-up from 0 to `lr`.")
+    min_lr_ratio: float = Field(0.0, ge=0, le=1, description="`linear_warmup`, `cosine`: final rate as a fraction of `lr`.")
+    pct_start: float = Field(0.3, gt=0, lt=1, description="`onecycle`: fraction of the steps spent increasing the rate.")
+
+
+class TrainConfig(Section):
+    epochs: int = Field(10, ge=1, description="Passes over the training split.")
+    batch_size: int = Field(32, ge=1, description="Rows per batch (per optimizer micro-step).")
+    eval_batch_size: int | None = Field(None, ge=1, description="Rows per batch when evaluating; default: `batch_size`.")
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig, description="Optimizer and its settings.")
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig, description="Learning-rate schedule.")
+    grad_clip: float | None = Field(None, gt=0, description="Clip the gradients' global norm to this value.")
+    grad_accum_steps: int = Field(1, ge=1, description="Micro-batches whose gradients add up before each optimizer step.")
+    seed: int = Field(0, description="Seed of weights, data order, augmentation and dropout.")
+    deterministic: bool = Field(True, description="Use deterministic algorithms only, so a resumed run equals an uninterrupted one bit for bit on CPU.")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="`auto`: CUDA when available, else CPU.")
+    threads: int | None = Field(None, ge=1, description="CPU threads for PyTorch; default: PyTorch's choice.")
+    validate_every_epochs: int = Field(1, ge=1, description="Evaluate on the validation split every this many epochs (and after the last).")
+    checkpoint_every_steps: int | None = Field(None, ge=1, description="Also save `checkpoints/last` every this many optimizer steps (always at each epoch end).")
+    monitor: str = Field("auto", description="Metric that picks the best checkpoint, drives `plateau` and early stopping, e.g. `validation.label.accuracy`. `auto`: `validation.loss`.")
+    monitor_mode: Literal["auto", "min", "max"] = Field("auto", description="Whether a lower or higher monitored value is better; `auto` infers it from the metric's name.")
+    early_stopping_patience: int | None = Field(None, ge=1, description="Stop after this many validations without improvement of the monitored metric.")
+    log_every_steps: int = Field(10, ge=1, description="Write training loss and rate to metrics.jsonl and TensorBoard every this many steps.")
+
+
+class Config(Section):
+    name: str = Field("run", description="Name of the experiment; run folders are called NAME-TIMESTAMP.")
+    data: DataConfig = Field(description="Where the table is and how it splits.")
+    inputs: list[InputConfig] = Field(min_length=1, description="The columns the model reads, each with a `type` and an `encoder`.")  # type: ignore[valid-type]
+    outputs: list[OutputConfig] = Field(min_length=1, description="The columns the model predicts, each with a `type`.")  # type: ignore[valid-type]
+    fusion: FusionConfig = Field(default_factory=FUSIONS["concat"].Config, description="How the encoders' outputs are combined.")  # type: ignore[valid-type]
+    train: TrainConfig = Field(default_factory=TrainConfig, description="The training loop.")
+
+    @model_validator(mode="after")
+    def _unique_names(self):
+        names = [i.name for i in self.inputs] + [o.name for o in self.outputs]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"input and output names must be unique; repeated: {', '.join(repeated)}")
+        return self
+
+
+def _parse_override(text: str) -> tuple[list[str], Any]:
+    if "=" not in text:
+        raise PlaitError(f"--set {text!r}: expected KEY=VALUE, e.g. train.epochs=3")
+    key, value = text.split("=", 1)
+    return key.strip().split("."), yaml.safe_load(value)
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """`train.epochs=3`, `inputs.photo.encoder.name=cnn`: list items are addressed by `name` or index."""
+    raw = copy.deepcopy(raw)
+    for text in overrides:
+        path, value = _parse_override(text)
+        node: Any = raw
+        for depth, part in enumerate(path):
+            last = depth == len(path) - 1
+            if isinstance(node, list):
+                matches = [i for i, item in enumerate(node) if isinstance(item, dict) and item.get("name") == part]
+                if matches:
+                    index = matches[0]
+                elif part.isdigit() and int(part) < len(node):
+                    index = int(part)
+                else:
+                    raise PlaitError(f"--set {text}: no item named {part!r} in {'.'.join(path[:depth])}")
+                if last:
+                    node[index] = value
+                node = node[index]
+            elif isinstance(node, dict):
+                if last:
+                    node[part] = value
+                else:
+                    node = node.setdefault(part, {})
+            else:
+                raise PlaitError(f"--set {text}: {'.'.join(path[:depth])} is not a section")
+    return raw
+
+
+def validate(raw: Any, source: str = "config") -> Config:
+    if not isinstance(raw, dict):
+        raise ConfigError(source, ["(top level): expected a mapping of keys to values"])
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(source, format_validation_error(error, raw)) from None
+
+
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise PlaitError(f"{path}: no such config file")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise PlaitError(f"{path}: not valid YAML: {error}") from None
+    return raw if raw is not None else {}
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Read a YAML config; a relative `data.table` resolves against the config file's folder."""
+    raw = apply_overrides(read_yaml(path), overrides or [])
+    config = validate(raw, str(path))
+    table = config.data.table
+    if "://" not in table and not Path(table).is_absolute():
+        config.data.table = str((Path(path).parent / table).resolve())
+    return config
+
+
+def to_dict(config: Config) -> dict:
+    return config.model_dump(mode="json")
+
+
+def config_hash(config: Config) -> str:
+    """Stable hash of the resolved config (every default filled in): same settings, same hash."""
+    canonical = json.dumps(to_dict(config), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def save_config(config: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False), encoding="utf-8")

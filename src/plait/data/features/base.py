@@ -1,0 +1,22 @@
+"""The contract of a feature type (one input modality). One subclass per file in this folder."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from plait.data.columns import Column
+from plait.schema import InputBase
+
+
+class FeatureType(Column):
+    """An input modality: schema of its preprocessing keys, decode + preprocess per cell, batched on-device step.
+
+    Encoders for this modality read what they need (vocabulary size, channels, ...) from the fitted instance.
+    """
+
+    Settings: ClassVar[type[InputBase]] = InputBase
+    default_encoder: ClassVar[str] = ""  # encoder used when the config names none
+
+    def prepare(self, batch: dict, training: bool) -> dict:
+        """Runs on the device on a whole batch: normalisation, and augmentation when `training` is true."""
+        return batch

@@ -1,0 +1,60 @@
+"""`category`: a label per row, mapped to an index of a vocabulary learned from the training split.
+
+Index 0 is the unknown bucket: values never seen in training (or too rare) land there.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Literal
+
+import torch
+from pydantic import Field
+
+from plait.data.features.base import FeatureType
+from plait.registry import FEATURES
+from plait.schema import InputBase
+
+UNKNOWN = "<unknown>"
+
+
+def cell_key(value) -> str:
+    """Cells are compared as text so `3`, `3.0` read from different formats do not split a class."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip()
+
+
+class CategorySettings(InputBase):
+    type: Literal["category"] = "category"
+    min_count: int = Field(1, ge=1, description="Values seen fewer times than this in training go to the unknown bucket.")
+    max_size: int | None = Field(None, ge=1, description="Keep at most this many of the most frequent values.")
+
+
+@FEATURES.register("category")
+class Category(FeatureType):
+    Settings = CategorySettings
+    default_encoder = "embedding"
+
+    def __init__(self, spec, base_dir="."):
+        super().__init__(spec, base_dir)
+        self.vocabulary: list[str] = [UNKNOWN]
+        self.index: dict[str, int] = {UNKNOWN: 0}
+
+    def fit(self, values):
+        counts = Counter(cell_key(v) for v in values)
+        kept = [v for v, n in counts.most_common(self.spec.max_size) if n >= self.spec.min_count]
+        self.load_state_dict({"vocabulary": [UNKNOWN] + sorted(kept)})
+
+    def state_dict(self):
+        return {"vocabulary": self.vocabulary}
+
+    def load_state_dict(self, state):
+        self.vocabulary = list(state["vocabulary"])
+        self.index = {v: i for i, v in enumerate(self.vocabulary)}
+
+    def encode(self, value):
+        return torch.tensor(self.index.get(cell_key(value), 0), dtype=torch.long)
+
+    def empty(self):
+        return torch.tensor(0, dtype=torch.long)

@@ -1,0 +1,66 @@
+"""`numeric`: one number per row, standardised with the training split's mean and standard deviation."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+from pydantic import Field
+
+from plait.data.features.base import FeatureType
+from plait.errors import BadSample
+from plait.registry import FEATURES
+from plait.schema import InputBase
+
+
+def parse_number(value) -> float:
+    """A cell → finite float, or BadSample naming what was there."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise BadSample(f"not a number: {value!r}") from None
+    if not math.isfinite(number):
+        raise BadSample(f"not a finite number: {value!r}")
+    return number
+
+
+class NumericSettings(InputBase):
+    type: Literal["numeric"] = "numeric"
+    normalize: Literal["standard", "none"] = Field(
+        "standard", description="`standard`: subtract the training mean, divide by the training standard deviation."
+    )
+
+
+@FEATURES.register("numeric")
+class Numeric(FeatureType):
+    Settings = NumericSettings
+    default_encoder = "mlp"
+
+    def __init__(self, spec, base_dir="."):
+        super().__init__(spec, base_dir)
+        self.mean, self.std = 0.0, 1.0
+
+    def fit(self, values):
+        numbers = []
+        for value in values:
+            try:
+                numbers.append(parse_number(value))
+            except BadSample:
+                continue  # reported when the row is encoded
+        if self.spec.normalize == "standard" and numbers:
+            column = torch.tensor(numbers, dtype=torch.float64)
+            self.mean = float(column.mean())
+            self.std = float(column.std(unbiased=False)) or 1.0
+
+    def state_dict(self):
+        return {"mean": self.mean, "std": self.std}
+
+    def load_state_dict(self, state):
+        self.mean, self.std = state["mean"], state["std"]
+
+    def encode(self, value):
+        return torch.tensor([(parse_number(value) - self.mean) / self.std], dtype=torch.float32)
+
+    def empty(self):
+        return torch.zeros(1)

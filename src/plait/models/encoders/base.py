@@ -1,0 +1,22 @@
+"""The contract of an encoder: a module from one feature's batch tensors to a [batch, out_dim] vector."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from plait.schema import EncoderBase
+
+
+class Encoder(nn.Module):
+    """Subclasses declare `Config` (an EncoderBase with `name: Literal[...]`), the feature types they fit
+    (`modalities`), and set `self.out_dim` in `__init__(config, feature)`."""
+
+    Config: ClassVar[type[EncoderBase]] = EncoderBase
+    modalities: ClassVar[tuple[str, ...]] = ()
+    out_dim: int
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError

@@ -1,0 +1,31 @@
+"""Encoder for `numeric` inputs: a small MLP lifting one number to a vector."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from torch import nn
+
+from plait.models.encoders.base import Encoder
+from plait.registry import ENCODERS
+from plait.schema import EncoderBase
+
+
+class MlpConfig(EncoderBase):
+    name: Literal["mlp"] = "mlp"
+    hidden: int = Field(32, ge=1, description="Width of the hidden layer and of the output.")
+
+
+@ENCODERS.register("mlp")
+class NumericMlp(Encoder):
+    Config = MlpConfig
+    modalities = ("numeric",)
+
+    def __init__(self, config: MlpConfig, feature):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(1, config.hidden), nn.ReLU(), nn.Linear(config.hidden, config.hidden), nn.ReLU())
+        self.out_dim = config.hidden
+
+    def forward(self, batch):
+        return self.net(batch["value"])

@@ -1,0 +1,113 @@
+"""Base classes for every config section, and turning pydantic errors into one line per problem.
+
+Modality, encoder, task and fusion modules declare their own keys by subclassing these; `config.py`
+assembles them into the full schema.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
+
+
+def nearest(word: str, choices) -> str | None:
+    found = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+class Section(BaseModel):
+    """A config block: typed, defaulted, documented keys; an unknown key is an error naming the nearest valid one."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_unknown_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = [str(key) for key in data if key not in cls.model_fields]
+            if unknown:
+                hints = [nearest(key, cls.model_fields) for key in unknown]
+                raise PydanticCustomError(
+                    "unknown_key",
+                    "unknown key(s) {keys}",
+                    {"keys": unknown, "hints": hints, "valid": sorted(cls.model_fields)},
+                )
+        return data
+
+
+class InputBase(Section):
+    """Keys every input shares; each feature type adds its own preprocessing keys."""
+
+    name: str = Field(description="Name of this input, used in logs, tables and `--set inputs.NAME...`.")
+    column: str = Field(description="Column of the table that holds this input's values (or file paths).")
+    missing: Literal["mask", "error"] = Field(
+        "mask",
+        description="An empty cell: `mask` feeds a learned 'missing' embedding instead of the encoder output; "
+        "`error` treats it as a bad sample.",
+    )
+
+
+class OutputBase(Section):
+    """Keys every output shares; each task type adds its own."""
+
+    name: str = Field(description="Name of this output, used in metrics (`validation.NAME.accuracy`) and predictions.")
+    column: str = Field(description="Column of the table that holds the target values.")
+    loss_weight: float = Field(1.0, ge=0, description="Weight of this output's loss in the total loss.")
+
+
+class EncoderBase(Section):
+    """Keys every encoder shares."""
+
+    freeze: bool = Field(False, description="Keep this encoder's weights fixed during training.")
+
+
+def _display_path(loc: tuple, raw: Any) -> str:
+    """`('inputs', 0, 'image', 'encoder', 'cnn', 'chanels')` → `inputs.photo.encoder.chanels`.
+
+    Walks the raw YAML alongside the error location: list indices become the item's `name`, and the
+    discriminator tags pydantic inserts for unions (`image`, `cnn`) are dropped.
+    """
+    parts: list[str] = []
+    node = raw
+    for element in loc:
+        if isinstance(node, list) and isinstance(element, int) and element < len(node):
+            node = node[element]
+            label = node.get("name") if isinstance(node, dict) else None
+            parts.append(str(label) if label else str(element))
+        elif isinstance(node, dict) and element in node:
+            node = node[element]
+            parts.append(str(element))
+        elif isinstance(node, dict) and element in (node.get("type"), node.get("name")):
+            continue  # a union tag, not a key the user wrote
+        else:
+            node = None
+            parts.append(str(element))
+    return ".".join(parts)
+
+
+def format_validation_error(error: ValidationError, raw: Any) -> list[str]:
+    """One line per problem, each starting with the config path."""
+    lines = []
+    for item in error.errors():
+        path = _display_path(tuple(item["loc"]), raw)
+        prefix = f"{path}." if path else ""
+        ctx = item.get("ctx") or {}
+        if item["type"] == "unknown_key":
+            for key, hint in zip(ctx["keys"], ctx["hints"]):
+                suggestion = f"did you mean {hint}?" if hint else f"valid keys: {', '.join(ctx['valid'])}"
+                lines.append(f"{prefix}{key}: unknown key; {suggestion}")
+        elif item["type"] == "union_tag_invalid":
+            tags = [t.strip(" '\"") for t in str(ctx.get("expected_tags", "")).split(",")]
+            hint = nearest(ctx.get("tag"), tags)
+            suggestion = f"did you mean {hint}?" if hint else f"choose one of {', '.join(tags)}"
+            lines.append(f"{prefix}{ctx.get('discriminator', '').strip(chr(39))}: unknown value {ctx.get('tag')!r}; {suggestion}")
+        elif item["type"] == "missing":
+            lines.append(f"{path}: required key is missing")
+        else:
+            got = item.get("input")
+            shown = f" (got {got!r})" if not isinstance(got, (dict, list)) else ""
+            lines.append(f"{path or '(top level)'}: {item['msg']}{shown}")
+    return lines

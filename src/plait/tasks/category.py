@@ -1,0 +1,107 @@
+"""`category` output: classify into the labels seen in training; cross-entropy, accuracy and F1."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+from torchmetrics.functional.classification import multiclass_accuracy, multiclass_confusion_matrix, multiclass_f1_score
+
+from plait.data.features.category import cell_key
+from plait.errors import BadSample
+from plait.registry import TASKS
+from plait.schema import OutputBase
+from plait.tasks.base import TaskType
+
+
+class CategoryOutput(OutputBase):
+    type: Literal["category"] = "category"
+    class_weights: Literal["none", "balanced"] | dict[str, float] = Field(
+        "none", description="Loss weight per class: `balanced` (inverse training frequency) or a mapping label → weight."
+    )
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="Label smoothing of the cross-entropy.")
+
+
+@TASKS.register("category")
+class CategoryTask(TaskType):
+    Settings = CategoryOutput
+    main_metric = "accuracy"
+    higher_is_better = True
+
+    def __init__(self, spec, base_dir="."):
+        super().__init__(spec, base_dir)
+        self.labels: list[str] = []
+        self.weights: list[float] | None = None
+
+    def fit(self, values):
+        counts = Counter(cell_key(v) for v in values)
+        self.labels = sorted(counts)
+        weights = self.spec.class_weights
+        if weights == "balanced":
+            self.weights = [len(values) / (len(counts) * counts[label]) for label in self.labels]
+        elif isinstance(weights, dict):
+            unknown = sorted(set(weights) - set(self.labels))
+            if unknown:
+                raise BadSample(f"class_weights name labels not in the training split: {', '.join(unknown)}")
+            self.weights = [float(weights.get(label, 1.0)) for label in self.labels]
+
+    def state_dict(self):
+        return {"labels": self.labels, "weights": self.weights}
+
+    def load_state_dict(self, state):
+        self.labels, self.weights = list(state["labels"]), state["weights"]
+        self._index = {label: i for i, label in enumerate(self.labels)}
+
+    def encode(self, value):
+        if not hasattr(self, "_index"):
+            self._index = {label: i for i, label in enumerate(self.labels)}
+        key = cell_key(value)
+        if key not in self._index:
+            raise BadSample(f"label {key!r} does not occur in the training split")
+        return torch.tensor(self._index[key], dtype=torch.long)
+
+    def empty(self):
+        return torch.tensor(0, dtype=torch.long)
+
+    def build_head(self, in_dim):
+        return nn.Linear(in_dim, len(self.labels))
+
+    def loss(self, prediction, target):
+        present = target["present"]
+        if not present.any():
+            return prediction.sum() * 0.0
+        weight = torch.tensor(self.weights, device=prediction.device) if self.weights else None
+        return F.cross_entropy(
+            prediction[present].float(), target["value"][present], weight=weight, label_smoothing=self.spec.label_smoothing
+        )
+
+    def metrics(self, prediction, target):
+        present = target["present"]
+        guess, truth, k = prediction[present].argmax(-1), target["value"][present], len(self.labels)
+        if len(truth) == 0:
+            return {}
+        return {
+            "accuracy": float(multiclass_accuracy(guess, truth, k, average="micro")),
+            "macro_f1": float(multiclass_f1_score(guess, truth, k, average="macro")),
+            "weighted_f1": float(multiclass_f1_score(guess, truth, k, average="weighted")),
+        }
+
+    def decode(self, prediction):
+        probabilities = prediction.float().softmax(-1)
+        columns = {self.spec.name: [self.labels[i] for i in probabilities.argmax(-1).tolist()]}
+        for index, label in enumerate(self.labels):
+            columns[f"{self.spec.name}_prob_{label}"] = probabilities[:, index].tolist()
+        return columns
+
+    def plot(self, prediction, target, folder, split):
+        from plait.evaluation.plots import confusion_plot
+
+        present = target["present"]
+        matrix = multiclass_confusion_matrix(prediction[present].argmax(-1), target["value"][present], len(self.labels))
+        path = f"{folder}/confusion_{self.spec.name}.png"
+        confusion_plot(matrix.tolist(), self.labels, path, title=f"{self.spec.name} ({split})")
+        return [path]

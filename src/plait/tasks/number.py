@@ -1,0 +1,102 @@
+"""`number` output: regression on a standardised target; MSE or Huber; MAE, RMSE, R², Spearman."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+from torchmetrics.functional import mean_absolute_error, mean_squared_error, r2_score, spearman_corrcoef
+
+from plait.data.features.numeric import parse_number
+from plait.errors import BadSample
+from plait.registry import TASKS
+from plait.schema import OutputBase
+from plait.tasks.base import TaskType
+
+
+class NumberOutput(OutputBase):
+    type: Literal["number"] = "number"
+    loss: Literal["mse", "huber"] = Field("mse", description="Loss on the standardised target.")
+    huber_delta: float = Field(1.0, gt=0, description="`huber`: where the loss turns from quadratic to linear (standardised units).")
+    normalize: Literal["standard", "none"] = Field("standard", description="Standardise the target with training statistics; predictions are turned back into original units.")
+
+
+@TASKS.register("number")
+class NumberTask(TaskType):
+    Settings = NumberOutput
+    main_metric = "rmse"
+    higher_is_better = False
+
+    def __init__(self, spec, base_dir="."):
+        super().__init__(spec, base_dir)
+        self.mean, self.std = 0.0, 1.0
+
+    def fit(self, values):
+        numbers = []
+        for value in values:
+            try:
+                numbers.append(parse_number(value))
+            except BadSample:
+                continue
+        if self.spec.normalize == "standard" and numbers:
+            column = torch.tensor(numbers, dtype=torch.float64)
+            self.mean, self.std = float(column.mean()), float(column.std(unbiased=False)) or 1.0
+
+    def state_dict(self):
+        return {"mean": self.mean, "std": self.std}
+
+    def load_state_dict(self, state):
+        self.mean, self.std = state["mean"], state["std"]
+
+    def encode(self, value):
+        return torch.tensor((parse_number(value) - self.mean) / self.std, dtype=torch.float32)
+
+    def empty(self):
+        return torch.tensor(0.0)
+
+    def build_head(self, in_dim):
+        return nn.Linear(in_dim, 1)
+
+    def loss(self, prediction, target):
+        present = target["present"]
+        if not present.any():
+            return prediction.sum() * 0.0
+        guess, truth = prediction.squeeze(-1)[present].float(), target["value"][present]
+        if self.spec.loss == "huber":
+            return F.huber_loss(guess, truth, delta=self.spec.huber_delta)
+        return F.mse_loss(guess, truth)
+
+    def to_original_units(self, standardised: torch.Tensor) -> torch.Tensor:
+        return standardised.double() * self.std + self.mean
+
+    def metrics(self, prediction, target):
+        present = target["present"]
+        guess = self.to_original_units(prediction.squeeze(-1)[present])
+        truth = self.to_original_units(target["value"][present])
+        if len(truth) < 2:
+            return {}
+        return {
+            "mae": float(mean_absolute_error(guess, truth)),
+            "rmse": float(mean_squared_error(guess, truth, squared=False)),
+            "r2": float(r2_score(guess, truth)),
+            "spearman": float(spearman_corrcoef(guess.float(), truth.float())),
+        }
+
+    def decode(self, prediction):
+        return {self.spec.name: self.to_original_units(prediction.squeeze(-1)).tolist()}
+
+    def plot(self, prediction, target, folder, split):
+        from plait.evaluation.plots import scatter_plot
+
+        present = target["present"]
+        path = f"{folder}/predicted_{self.spec.name}.png"
+        scatter_plot(
+            self.to_original_units(target["value"][present]).tolist(),
+            self.to_original_units(prediction.squeeze(-1)[present]).tolist(),
+            path,
+            title=f"{self.spec.name} ({split})",
+        )
+        return [path]
