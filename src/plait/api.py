@@ -1,0 +1,114 @@
+"""The verbs, as plain Python: `train`, `evaluate`, `predict`. The CLI is a thin layer over these."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from plait.config import Config, config_hash, load_config, save_config
+from plait.console import print_table, say
+from plait.data.dataset import write_skipped
+from plait.errors import PlaitError
+from plait.evaluation.evaluate import evaluate_split
+from plait.evaluation.plots import history_plots
+from plait.models.model import MultimodalModel, parameter_table
+from plait.runs import (configure_torch, encode_split, load_run, make_preprocessor, new_run_dir, nonempty_splits,
+                        read_data, write_json)
+from plait.training.checkpoint import checkpoint_folder, load_preprocessing, load_state
+from plait.training.tracking import Tracker, read_metrics
+from plait.training.trainer import Trainer
+
+
+def _has_checkpoint(folder: Path) -> bool:
+    try:
+        checkpoint_folder(folder)
+        return True
+    except PlaitError:
+        return False
+
+
+def train(config: str | Path | Config | None = None, run_dir: str | Path | None = None, overrides: list[str] = (),
+          resume: str | Path | None = None) -> Path:
+    """Train from a config (path or Config) into a new run folder, or continue the run folder `resume`."""
+    if resume is not None:
+        run_dir = Path(resume)
+        config = load_config(run_dir / "config.yaml")
+    else:
+        config = config if isinstance(config, Config) else load_config(config, list(overrides))
+        run_dir = Path(run_dir) if run_dir else new_run_dir(config)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(config, run_dir / "config.yaml")
+    last = run_dir / "checkpoints" / "last"
+    resuming = resume is not None and _has_checkpoint(last)
+    say(f"run folder: {run_dir}  (config {config_hash(config)}{', resuming' if resuming else ''})")
+
+    device = configure_torch(config.train)
+    preprocessor = make_preprocessor(config)
+    data = read_data(config, preprocessor)
+    if resuming:
+        preprocessor.load_state_dict(load_preprocessing(last))
+    else:
+        preprocessor.fit(data.rows("train"))
+    if not (data.split_of_row == "train").any():
+        raise PlaitError(f"{data.source}: no row is in the training split")
+    splits = {name: encode_split(data, preprocessor, name, config.data.on_bad_sample) for name in nonempty_splits(data)}
+    skipped = write_skipped(list(splits.values()), run_dir / "skipped.jsonl")
+    if skipped:
+        say(f"[yellow]skipped {skipped} bad rows; see {run_dir / 'skipped.jsonl'}[/yellow]")
+    say("rows: " + ", ".join(f"{name} {len(split)}" for name, split in splits.items()))
+
+    model = MultimodalModel(config, preprocessor.features, preprocessor.tasks).to(device)
+    print_table("parameters", ["component", "trainable", "frozen"], parameter_table(model))
+    tracker = Tracker(run_dir, resume_step=load_state(last)["progress"]["step"] if resuming else None)
+    trainer = Trainer(model, preprocessor.features, preprocessor.tasks, splits["train"], splits.get("validation"),
+                      config.train, run_dir, preprocessor.state_dict(), device, tracker)
+    if resuming:
+        trainer.restore(last)
+    try:
+        trainer.fit()
+    finally:
+        tracker.close()
+    finish(run_dir, splits)
+    say(f"done: {run_dir}")
+    return run_dir
+
+
+def finish(run_dir: Path, splits: dict) -> None:
+    """With the best weights: evaluate validation and test, write evaluation/<split>.json and the plots."""
+    run = load_run(run_dir, "best")
+    plots = run_dir / "plots"
+    history_plots(read_metrics(run_dir), str(plots))
+    for name in ("validation", "test"):
+        if name in splits and len(splits[name]):
+            metrics, predictions = _evaluate_encoded(run, splits[name])
+            write_json(run_dir / "evaluation" / f"{name}.json", metrics)
+            if name == "test" or "test" not in splits:
+                for output, task in run.preprocessor.tasks.items():
+                    task.plot(predictions[output], splits[name].targets[output], str(plots), name)
+
+
+def _evaluate_encoded(run, split, drop=frozenset()):
+    batch_size = run.config.train.eval_batch_size or run.config.train.batch_size
+    return evaluate_split(run.model, run.preprocessor.features, run.preprocessor.tasks, split, batch_size, run.device, drop)
+
+
+def evaluate(run_dir: str | Path, split: str = "test", which: str = "best") -> dict:
+    """Metrics of a trained run on one split; also written to `evaluation/<split>.json`."""
+    run = load_run(run_dir, which)
+    data = read_data(run.config, run.preprocessor)
+    if not (data.split_of_row == split).any():
+        raise PlaitError(f"{data.source}: no rows in split {split!r}")
+    encoded = encode_split(data, run.preprocessor, split, run.config.data.on_bad_sample)
+    metrics, _ = _evaluate_encoded(run, encoded)
+    write_json(Path(run_dir) / "evaluation" / f"{split}.json", metrics)
+    return metrics
+
+
+def leave_one_out(run_dir: str | Path, split: str = "test") -> dict[str, dict]:
+    """Metrics with all inputs, then with each input left out (masked, as if missing): `{"fused": ..., "without X": ...}`."""
+    run = load_run(run_dir)
+    data = read_data(run.config, run.preprocessor)
+    encoded = encode_split(data, run.preprocessor, split, run.config.data.on_bad_sample)
+    results = {"fused": _evaluate_encoded(run, encoded)[0]}
+    for name in run.preprocessor.features:
+        results[f"without {name}"] = _evaluate_encoded(run, encoded, drop={name})[0]
+    return results

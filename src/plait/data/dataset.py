@@ -1,0 +1,137 @@
+"""Rows → tensors: fit preprocessing on the training split, encode every cell once, apply the bad-sample policy.
+
+An encoded split is a dict of column tensors; a batch is an index selection of it, so the training loop
+never waits on decoding and the data order is just a permutation (which makes exact resume simple).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from plait.data.columns import Column, is_missing
+from plait.errors import BadSample, PlaitError
+from plait.registry import FEATURES, TASKS
+from plait.console import progress_bar
+
+Tensors = dict[str, torch.Tensor]
+
+
+@dataclass
+class SkippedRow:
+    row: int
+    column: str
+    reason: str
+
+
+@dataclass
+class EncodedSplit:
+    name: str
+    rows: list[int]  # row numbers in the table (0-based, header excluded)
+    inputs: dict[str, Tensors]
+    targets: dict[str, Tensors]
+    skipped: list[SkippedRow] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def batch(self, indices: torch.Tensor) -> dict[str, dict[str, Tensors]]:
+        return {
+            "inputs": {name: {k: v[indices] for k, v in tensors.items()} for name, tensors in self.inputs.items()},
+            "targets": {name: {k: v[indices] for k, v in tensors.items()} for name, tensors in self.targets.items()},
+        }
+
+
+class Preprocessor:
+    """Every input's feature type and every output's task type, built from the config."""
+
+    def __init__(self, config, base_dir: str):
+        self.features = {spec.name: FEATURES[spec.type](spec, base_dir) for spec in config.inputs}
+        self.tasks = {spec.name: TASKS[spec.type](spec, base_dir) for spec in config.outputs}
+
+    @property
+    def columns(self) -> dict[str, Column]:
+        return {**self.features, **self.tasks}
+
+    def required_columns(self) -> dict[str, str]:
+        needed = {c.spec.column: f"input {n}" for n, c in self.features.items()}
+        needed.update({c.spec.column: f"output {n}" for n, c in self.tasks.items()})
+        return needed
+
+    def fit(self, train: pd.DataFrame) -> None:
+        for name, column in self.columns.items():
+            values = [v for v in train[column.spec.column].tolist() if not is_missing(v)]
+            if not values:
+                raise PlaitError(f"column {column.spec.column!r} ({name}) has no values in the training split")
+            try:
+                column.fit(values)
+            except BadSample as problem:
+                raise PlaitError(f"{name}: {problem}") from None
+
+    def state_dict(self) -> dict:
+        return {name: column.state_dict() for name, column in self.columns.items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name, column in self.columns.items():
+            column.load_state_dict(state[name])
+
+    def encode(self, table: pd.DataFrame, split: str, source: str, on_bad_sample: str = "error", row_numbers=None) -> EncodedSplit:
+        """Encode every cell. Under `error` the first bad cell stops with file, row and column named;
+        under `skip` the row is left out and listed in `skipped`."""
+        row_numbers = list(range(len(table))) if row_numbers is None else list(row_numbers)
+        encoded: dict[str, list] = {name: [] for name in self.columns}
+        bad: dict[int, SkippedRow] = {}
+        records = table.to_dict("records")
+        for position, record in enumerate(progress_bar(records, f"encoding {split}", total=len(records))):
+            row = row_numbers[position]
+            for name, column in self.columns.items():
+                encoded[name].append(self._encode_cell(name, record[column.spec.column], row, source, on_bad_sample, bad))
+        keep = [i for i, row in enumerate(row_numbers) if row not in bad]
+        stacked = {name: column.stack([encoded[name][i] for i in keep]) for name, column in self.columns.items()}
+        return EncodedSplit(
+            name=split,
+            rows=[row_numbers[i] for i in keep],
+            inputs={name: stacked[name] for name in self.features},
+            targets={name: stacked[name] for name in self.tasks},
+            skipped=sorted(bad.values(), key=lambda s: s.row),
+        )
+
+    def _encode_cell(self, name, value, row, source, on_bad_sample, bad):
+        column = self.columns[name]
+        try:
+            if is_missing(value):
+                if name in self.tasks or column.spec.missing == "mask":
+                    return None  # a masked input, or a target left out of this output's loss
+                raise BadSample("empty cell")
+            return column.encode(value)
+        except BadSample as problem:
+            if on_bad_sample == "error":
+                raise PlaitError(
+                    f"{source}, row {row}, column {column.spec.column!r}: {problem} "
+                    "(set data.on_bad_sample: skip to leave such rows out)"
+                ) from None
+            bad.setdefault(row, SkippedRow(row, column.spec.column, str(problem)))
+            return None
+
+
+def write_skipped(splits: list[EncodedSplit], path: Path) -> int:
+    """One JSON line per skipped row: split, row, column, reason. Returns the count."""
+    lines = [json.dumps({"split": s.name, "row": r.row, "column": r.column, "reason": r.reason}) for s in splits for r in s.skipped]
+    if lines:
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return len(lines)
+
+
+def to_device(batch, device: torch.device):
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    return batch.to(device, non_blocking=True)
+
+
+def prepare_inputs(features: dict, inputs: dict, training: bool) -> dict:
+    """The batched, on-device step of each feature (normalisation; augmentation when training)."""
+    return {name: features[name].prepare(tensors, training) for name, tensors in inputs.items()}

@@ -1,0 +1,151 @@
+"""Encoders for `text` inputs: a bag of embeddings, a small transformer trained from scratch, or a pretrained
+Hugging Face model from a local folder.
+
+Each reads the batch made by the text feature's `stack` (`ids`, `attention_mask`, `present`) and the fitted
+feature's `vocab_size`, `pad_id`, `kind` and `spec.max_length`. A row without tokens (a missing cell) comes out
+as a zero vector, never NaN; the model puts its learned 'missing' embedding there.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import Field, model_validator
+from torch import nn
+
+from plait.errors import PlaitError
+from plait.models.encoders.base import Encoder
+from plait.models.encoders.pretrained import resolve_pretrained
+from plait.registry import ENCODERS
+from plait.schema import EncoderBase
+
+
+def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over the real tokens: [N, L, D] and [N, L] → [N, D]; rows without tokens give zeros."""
+    weights = mask.to(hidden.dtype).unsqueeze(-1)
+    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
+
+
+def attendable(mask: torch.Tensor) -> torch.Tensor:
+    """Attention over no key at all is NaN, so rows without tokens attend to their first (pad) position.
+    Pooling still uses the real mask, so that position never reaches the output."""
+    mask = mask.bool().clone()
+    mask[:, 0] |= ~mask.any(1)
+    return mask
+
+
+class BagConfig(EncoderBase):
+    name: Literal["bag"] = "bag"
+    dim: int = Field(64, ge=1, description="Size of each token's embedding and of the output (their mean).")
+
+
+@ENCODERS.register("bag")
+class TextBag(Encoder):
+    """Mean of learned token embeddings: fast, order-blind, a strong baseline for short texts."""
+
+    Config = BagConfig
+    modalities = ("text",)
+
+    def __init__(self, config: BagConfig, feature):
+        super().__init__()
+        self.embedding = nn.Embedding(feature.vocab_size, config.dim, padding_idx=feature.pad_id)
+        self.out_dim = config.dim
+
+    def forward(self, batch):
+        return masked_mean(self.embedding(batch["ids"]), batch["attention_mask"])
+
+
+class TransformerConfig(EncoderBase):
+    name: Literal["transformer"] = "transformer"
+    dim: int = Field(64, ge=1, description="Width of the token embeddings, the layers and the output.")
+    heads: int = Field(4, ge=1, description="Attention heads per layer; must divide `dim`.")
+    layers: int = Field(2, ge=1, description="Number of transformer encoder layers.")
+    ff: int = Field(128, ge=1, description="Width of each layer's feed-forward block.")
+    dropout: float = Field(0.1, ge=0, lt=1, description="Dropout inside the layers and on the embeddings.")
+
+    @model_validator(mode="after")
+    def _heads_divide_dim(self):
+        if self.dim % self.heads:
+            raise ValueError(f"heads ({self.heads}) must divide dim ({self.dim})")
+        return self
+
+
+@ENCODERS.register("transformer")
+class TextTransformer(Encoder):
+    """A small transformer encoder trained from scratch, with learned positions, mean-pooled over real tokens."""
+
+    Config = TransformerConfig
+    modalities = ("text",)
+
+    def __init__(self, config: TransformerConfig, feature):
+        super().__init__()
+        self.embedding = nn.Embedding(feature.vocab_size, config.dim, padding_idx=feature.pad_id)
+        self.positions = nn.Embedding(feature.spec.max_length, config.dim)
+        self.dropout = nn.Dropout(config.dropout)
+        layer = nn.TransformerEncoderLayer(config.dim, config.heads, config.ff, config.dropout, batch_first=True)
+        # one code path in training and evaluation: the nested-tensor fast path would apply in eval only
+        self.layers = nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)
+        self.out_dim = config.dim
+
+    def forward(self, batch):
+        ids, mask = batch["ids"], batch["attention_mask"]
+        positions = torch.arange(ids.shape[1], device=ids.device)
+        hidden = self.dropout(self.embedding(ids) + self.positions(positions))
+        hidden = self.layers(hidden, src_key_padding_mask=~attendable(mask))
+        return masked_mean(hidden, mask)
+
+
+class HfConfig(EncoderBase):
+    name: Literal["hf"] = "hf"
+    path: str = Field(description="Local folder of a Hugging Face model (config.json + weights), or `minilm`.")
+    pooling: Literal["mean", "cls"] = Field(
+        "mean", description="`mean`: average of the last hidden states over real tokens. `cls`: the first token's."
+    )
+
+
+@ENCODERS.register("hf")
+class TextHf(Encoder):
+    """A pretrained Hugging Face encoder (BERT, MiniLM, RoBERTa, ...). With `freeze: true` its weights stay fixed
+    and it stays in eval mode (no dropout) even while the rest of the model trains."""
+
+    Config = HfConfig
+    modalities = ("text",)
+
+    def __init__(self, config: HfConfig, feature):
+        super().__init__()
+        from transformers import AutoModel
+
+        if feature.kind != "hf":
+            raise PlaitError(
+                f"inputs.{feature.spec.name}.tokenizer: encoder `hf` needs the model's own tokenizer "
+                f"(`hf` or `auto`), not `{feature.kind}`"
+            )
+        folder = resolve_pretrained(config.path)
+        try:
+            self.model = AutoModel.from_pretrained(folder, local_files_only=True)
+        except (OSError, ValueError) as error:
+            raise PlaitError(f"{config.path}: cannot load a Hugging Face model from this folder: {error}") from None
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        if limit is not None and feature.spec.max_length > limit:
+            raise PlaitError(f"inputs.{feature.spec.name}.max_length: {feature.spec.max_length} is more than the model's {limit} positions")
+        self.pooling = config.pooling
+        self.frozen = config.freeze
+        if self.frozen:
+            self.model.requires_grad_(False)
+            self.model.eval()
+        self.out_dim = self.model.config.hidden_size
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.frozen:
+            self.model.eval()
+        return self
+
+    def forward(self, batch):
+        mask = batch["attention_mask"]
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+            hidden = self.model(input_ids=batch["ids"], attention_mask=attendable(mask).long()).last_hidden_state
+        if self.pooling == "cls":
+            return hidden[:, 0] * mask.any(1, keepdim=True).to(hidden.dtype)
+        return masked_mean(hidden, mask)

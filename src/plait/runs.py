@@ -1,0 +1,116 @@
+"""Run folders and the data a run reads: create a run, read and split its table, load a trained run back."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from plait.config import Config, load_config
+from plait.data.dataset import EncodedSplit, Preprocessor
+from plait.data.tables import SPLITS, assign_splits, read_table, require_columns, resolve_root
+from plait.errors import PlaitError
+from plait.models.model import MultimodalModel
+from plait.training.checkpoint import checkpoint_folder, load_preprocessing, load_weights
+
+
+def new_run_dir(config: Config, parent: str | Path = "runs") -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    folder = Path(parent) / f"{config.name}-{stamp}"
+    suffix = 1
+    while folder.exists():
+        suffix += 1
+        folder = Path(parent) / f"{config.name}-{stamp}-{suffix}"
+    return folder
+
+
+def configure_torch(train_config) -> torch.device:
+    """Seeds, threads and determinism; returns the device to train on."""
+    torch.manual_seed(train_config.seed)
+    np.random.seed(train_config.seed % 2**32)
+    random.seed(train_config.seed)
+    if train_config.threads:
+        torch.set_num_threads(train_config.threads)
+    if train_config.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    if train_config.device == "cuda" and not torch.cuda.is_available():
+        raise PlaitError("train.device is cuda but no CUDA device is available")
+    use_cuda = train_config.device == "cuda" or (train_config.device == "auto" and torch.cuda.is_available())
+    return torch.device("cuda" if use_cuda else "cpu")
+
+
+@dataclass
+class Data:
+    table: pd.DataFrame
+    split_of_row: pd.Series
+    source: str
+    root: str
+
+    def rows(self, split: str) -> pd.DataFrame:
+        return self.table[self.split_of_row == split]
+
+
+def read_data(config: Config, preprocessor: Preprocessor) -> Data:
+    source = config.data.table
+    table = read_table(source, config.data.format, config.data.csv_separator)
+    require_columns(table, preprocessor.required_columns(), source)
+    return Data(table, assign_splits(table, config.data.split, source), source, resolve_root(source, config.data.root))
+
+
+def encode_split(data: Data, preprocessor: Preprocessor, split: str, on_bad_sample: str) -> EncodedSplit:
+    rows = data.rows(split)
+    positions = np.flatnonzero((data.split_of_row == split).to_numpy())
+    return preprocessor.encode(rows, split, data.source, on_bad_sample, row_numbers=positions.tolist())
+
+
+def make_preprocessor(config: Config) -> Preprocessor:
+    return Preprocessor(config, resolve_root(config.data.table, config.data.root))
+
+
+@dataclass
+class TrainedRun:
+    """A run folder loaded back: its config, fitted preprocessing and model weights."""
+
+    folder: Path
+    config: Config
+    preprocessor: Preprocessor
+    model: MultimodalModel
+    device: torch.device
+
+
+def load_run(folder: str | Path, which: str = "best") -> TrainedRun:
+    folder = Path(folder)
+    if not (folder / "config.yaml").is_file():
+        raise PlaitError(f"{folder}: not a plait run folder (no config.yaml)")
+    config = load_config(folder / "config.yaml")
+    checkpoint = folder / "checkpoints" / which
+    try:
+        checkpoint_folder(checkpoint)
+    except PlaitError:
+        checkpoint = folder / "checkpoints" / "last"
+    device = configure_torch(config.train)
+    preprocessor = make_preprocessor(config)
+    preprocessor.load_state_dict(load_preprocessing(checkpoint))
+    model = MultimodalModel(config, preprocessor.features, preprocessor.tasks).to(device)
+    load_weights(checkpoint, model)
+    model.eval()
+    return TrainedRun(folder, config, preprocessor, model, device)
+
+
+def write_json(path: Path, value) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(value, indent=2), encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def nonempty_splits(data: Data) -> list[str]:
+    return [split for split in SPLITS if (data.split_of_row == split).any()]

@@ -1,0 +1,86 @@
+"""Checkpoints: `model.safetensors` + `state.pt` + `preprocessing.json` in one folder, swapped in atomically.
+
+The folder is written under a temporary name and renamed into place, so a kill at any instant leaves either
+the old checkpoint or the new one whole, never a mix of files from both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from plait.errors import PlaitError
+
+
+def rng_state() -> dict:
+    """torch, numpy and python RNG states as tensors and plain values (loadable with weights_only=True)."""
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position), "has_gauss": int(has_gauss), "cached": float(cached)},
+        "python": {"version": version, "internal": torch.tensor(internal, dtype=torch.int64), "gauss": gauss},
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["position"], n["has_gauss"], n["cached"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["internal"].tolist()), p["gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(folder: Path, model: torch.nn.Module, state: dict, preprocessing: dict) -> None:
+    folder = Path(folder)
+    staging = folder.with_name(f".{folder.name}.writing")
+    previous = folder.with_name(f".{folder.name}.previous")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    weights = {name: tensor.detach().contiguous().cpu() for name, tensor in model.state_dict().items()}
+    save_file(weights, staging / "model.safetensors")
+    torch.save(state, staging / "state.pt")
+    (staging / "preprocessing.json").write_text(json.dumps(preprocessing), encoding="utf-8")
+    for path in staging.iterdir():
+        with open(path, "rb") as handle:
+            os.fsync(handle.fileno())
+    shutil.rmtree(previous, ignore_errors=True)
+    if folder.exists():
+        os.replace(folder, previous)
+    os.replace(staging, folder)  # the commit point
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def checkpoint_folder(folder: Path) -> Path:
+    """The checkpoint at `folder`, or the one a kill between the two renames left under its previous name."""
+    folder = Path(folder)
+    if (folder / "state.pt").is_file():
+        return folder
+    previous = folder.with_name(f".{folder.name}.previous")
+    if (previous / "state.pt").is_file():
+        return previous
+    raise PlaitError(f"{folder}: no checkpoint here")
+
+
+def load_preprocessing(folder: Path) -> dict:
+    return json.loads((checkpoint_folder(folder) / "preprocessing.json").read_text(encoding="utf-8"))
+
+
+def load_weights(folder: Path, model: torch.nn.Module) -> None:
+    model.load_state_dict(load_file(checkpoint_folder(folder) / "model.safetensors"))
+
+
+def load_state(folder: Path) -> dict:
+    return torch.load(checkpoint_folder(folder) / "state.pt", weights_only=True)

@@ -1,0 +1,185 @@
+"""The training loop, readable top to bottom: epochs of optimizer steps, validation, best/last checkpoints.
+
+The trainer knows nothing about modalities: it moves batches, calls the model, sums the tasks' losses.
+Everything that changes while training lives in `Progress`, the optimizer, the scheduler and the RNG
+states, and all of it goes into every checkpoint, so `resume` continues exactly where a run stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from plait.console import new_progress, say
+from plait.data.dataset import EncodedSplit, prepare_inputs, to_device
+from plait.errors import PlaitError
+from plait.evaluation.evaluate import evaluate_split
+from plait.training.checkpoint import load_state, load_weights, rng_state, save_checkpoint, set_rng_state
+from plait.training.optim import Schedule, build_optimizer
+
+HIGHER_IS_BETTER = ("accuracy", "f1", "r2", "spearman", "pearson", "precision", "recall", "map", "bleu", "cider")
+
+
+@dataclass
+class Progress:
+    epoch: int = 0  # epochs completed
+    step: int = 0  # optimizer steps completed
+    batch_in_epoch: int = 0  # micro-batches of the current epoch already trained on
+    best: float | None = None  # best monitored value so far
+    validations_without_improvement: int = 0
+    stopped_early: bool = False
+
+
+def epoch_order(rows: int, seed: int, epoch: int) -> torch.Tensor:
+    """The data order of an epoch depends only on (seed, epoch), so a resumed run replays it exactly."""
+    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    return torch.randperm(rows, generator=generator)
+
+
+def resolve_monitor(config, tasks: dict, has_validation: bool) -> tuple[str, str]:
+    name = config.monitor if config.monitor != "auto" else "validation.loss"
+    if not has_validation:
+        name = "train.loss"
+    parts = name.split(".")
+    if parts[0] not in ("validation", "train") or (len(parts) == 3 and parts[1] not in tasks) or len(parts) not in (2, 3):
+        raise PlaitError(f"train.monitor: {name!r} is not validation.loss or validation.OUTPUT.METRIC (outputs: {', '.join(tasks)})")
+    mode = config.monitor_mode
+    if mode == "auto":
+        mode = "max" if parts[-1].endswith(HIGHER_IS_BETTER) else "min"
+    return name, mode
+
+
+class Trainer:
+    def __init__(self, model, features, tasks, train_split: EncodedSplit, validation_split: EncodedSplit | None,
+                 config, run_dir: Path, preprocessing: dict, device, tracker):
+        if len(train_split) == 0:
+            raise PlaitError("the training split is empty")
+        self.model, self.features, self.tasks, self.config = model, features, tasks, config
+        self.train_split, self.validation_split = train_split, validation_split
+        self.run_dir, self.preprocessing, self.device, self.tracker = Path(run_dir), preprocessing, device, tracker
+        self.has_validation = validation_split is not None and len(validation_split) > 0
+        self.monitor, self.mode = resolve_monitor(config, tasks, self.has_validation)
+        self.optimizer = build_optimizer(model.parameters(), config.optimizer)
+        micro_batches = math.ceil(len(train_split) / config.batch_size)
+        self.steps_per_epoch = math.ceil(micro_batches / config.grad_accum_steps)
+        self.schedule = Schedule(self.optimizer, config.scheduler, self.steps_per_epoch * config.epochs, self.mode)
+        self.progress = Progress()
+
+    # ── the loop ──────────────────────────────────────────────────────────────────────────────────
+    def fit(self) -> Progress:
+        with new_progress() as bar:
+            self.bar = bar
+            self.bar_task = bar.add_task("training", total=self.steps_per_epoch * self.config.epochs, completed=self.progress.step, info="")
+            while self.progress.epoch < self.config.epochs and not self.progress.stopped_early:
+                epoch_loss = self.train_epoch()
+                if self.is_validation_epoch():
+                    self.validate(epoch_loss)
+                self.schedule.after_epoch()
+                self.save("last")
+        if self.progress.stopped_early:
+            say(f"early stop after epoch {self.progress.epoch}: {self.monitor} did not improve for {self.config.early_stopping_patience} validations")
+        return self.progress
+
+    def train_epoch(self) -> float:
+        progress, config = self.progress, self.config
+        micro_batches = epoch_order(len(self.train_split), config.seed, progress.epoch).split(config.batch_size)
+        self.model.train()
+        epoch_loss, epoch_rows = torch.zeros(()), 0
+        window_loss, window_steps, window_rows, window_start = torch.zeros(()), 0, 0, time.perf_counter()
+        for start in range(progress.batch_in_epoch, len(micro_batches), config.grad_accum_steps):
+            group = micro_batches[start:start + config.grad_accum_steps]
+            rows = sum(len(indices) for indices in group)
+            loss = self.train_step(group, rows)
+            progress.step += 1
+            progress.batch_in_epoch = start + len(group)
+            epoch_loss, epoch_rows = epoch_loss + loss * rows, epoch_rows + rows
+            window_loss, window_steps, window_rows = window_loss + loss, window_steps + 1, window_rows + rows
+            if progress.step % config.log_every_steps == 0:
+                seconds = time.perf_counter() - window_start
+                self.log_training(float(window_loss) / window_steps, window_rows / max(seconds, 1e-9))
+                window_loss, window_steps, window_rows, window_start = torch.zeros(()), 0, 0, time.perf_counter()
+            self.bar.advance(self.bar_task)
+            if config.checkpoint_every_steps and progress.step % config.checkpoint_every_steps == 0:
+                self.save("last")
+        progress.epoch += 1
+        progress.batch_in_epoch = 0
+        mean_loss = float(epoch_loss) / max(epoch_rows, 1)
+        if epoch_rows:
+            self.tracker.log(progress.step, {"train.epoch_loss": mean_loss}, epoch=progress.epoch)
+        return mean_loss
+
+    def train_step(self, group: list[torch.Tensor], rows: int) -> torch.Tensor:
+        """One optimizer step over one or more micro-batches (gradient accumulation); returns the mean loss."""
+        step_loss = torch.zeros(())
+        for indices in group:
+            batch = to_device(self.train_split.batch(indices), self.device)
+            outputs = self.model(prepare_inputs(self.features, batch["inputs"], training=True))
+            loss = self.total_loss(outputs, batch["targets"])
+            share = len(indices) / rows
+            (loss * share).backward()
+            step_loss += loss.detach().cpu() * share
+        if self.config.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.schedule.after_step()
+        return step_loss
+
+    def total_loss(self, outputs: dict, targets: dict) -> torch.Tensor:
+        return sum(task.spec.loss_weight * task.loss(outputs[name], targets[name]) for name, task in self.tasks.items())
+
+    # ── validation, best checkpoint, early stopping ───────────────────────────────────────────────
+    def is_validation_epoch(self) -> bool:
+        epoch = self.progress.epoch
+        return epoch % self.config.validate_every_epochs == 0 or epoch == self.config.epochs
+
+    def validate(self, epoch_loss: float) -> None:
+        progress = self.progress
+        values = {"train.loss": epoch_loss}
+        if self.has_validation:
+            batch_size = self.config.eval_batch_size or self.config.batch_size
+            metrics, _ = evaluate_split(self.model, self.features, self.tasks, self.validation_split, batch_size, self.device)
+            values.update({f"validation.{key}": value for key, value in metrics.items()})
+            self.tracker.log(progress.step, {k: v for k, v in values.items() if k != "train.loss"}, epoch=progress.epoch)
+        if self.monitor not in values:
+            raise PlaitError(f"train.monitor: {self.monitor!r} is not among the validation metrics: {', '.join(sorted(values))}")
+        monitored = values[self.monitor]
+        self.schedule.after_validation(monitored)
+        improved = progress.best is None or (monitored < progress.best if self.mode == "min" else monitored > progress.best)
+        if improved:
+            progress.best, progress.validations_without_improvement = monitored, 0
+            self.save("best")
+        else:
+            progress.validations_without_improvement += 1
+            patience = self.config.early_stopping_patience
+            progress.stopped_early = bool(patience and progress.validations_without_improvement >= patience)
+        shown = "  ".join(f"{k} {v:.4f}" for k, v in values.items() if k.count(".") <= 1 or k == self.monitor)
+        say(f"epoch {progress.epoch}/{self.config.epochs}  {shown}{'  (best)' if improved else ''}")
+
+    def log_training(self, loss: float, samples_per_second: float) -> None:
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.tracker.log(self.progress.step, {"train.loss": loss, "lr": lr, "samples_per_s": samples_per_second}, epoch=self.progress.epoch)
+        self.bar.update(self.bar_task, info=f"loss {loss:.4f}  lr {lr:.2e}  {samples_per_second:,.0f} samples/s")
+
+    # ── checkpoints ───────────────────────────────────────────────────────────────────────────────
+    def save(self, which: str) -> None:
+        state = {
+            "progress": asdict(self.progress),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.schedule.state_dict(),
+            "rng": rng_state(),
+        }
+        save_checkpoint(self.run_dir / "checkpoints" / which, self.model, state, self.preprocessing)
+
+    def restore(self, folder: Path) -> None:
+        """Continue from a checkpoint: weights, optimizer, scheduler, counters, then the RNG states last."""
+        load_weights(folder, self.model)
+        state = load_state(folder)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["scheduler"])
+        self.progress = Progress(**state["progress"])
+        set_rng_state(state["rng"])
