@@ -79,24 +79,26 @@ class Preprocessor:
         for name, column in self.columns.items():
             column.load_state_dict(state[name])
 
-    def encode(self, table: pd.DataFrame, split: str, source: str, on_bad_sample: str = "error", row_numbers=None) -> EncodedSplit:
-        """Encode every cell. Under `error` the first bad cell stops with file, row and column named;
-        under `skip` the row is left out and listed in `skipped`."""
+    def encode(self, table: pd.DataFrame, split: str, source: str, on_bad_sample: str = "error", row_numbers=None,
+               with_targets: bool = True) -> EncodedSplit:
+        """Encode every cell (inputs only when `with_targets` is false, as for prediction). Under `error` the
+        first bad cell stops with file, row and column named; under `skip` the row is left out and listed."""
         row_numbers = list(range(len(table))) if row_numbers is None else list(row_numbers)
-        encoded: dict[str, list] = {name: [] for name in self.columns}
+        columns = self.columns if with_targets else dict(self.features)
+        encoded: dict[str, list] = {name: [] for name in columns}
         bad: dict[int, SkippedRow] = {}
         records = table.to_dict("records")
         for position, record in enumerate(progress_bar(records, f"encoding {split}", total=len(records))):
             row = row_numbers[position]
-            for name, column in self.columns.items():
+            for name, column in columns.items():
                 encoded[name].append(self._encode_cell(name, record[column.spec.column], row, source, on_bad_sample, bad))
         keep = [i for i, row in enumerate(row_numbers) if row not in bad]
-        stacked = {name: column.stack([encoded[name][i] for i in keep]) for name, column in self.columns.items()}
+        stacked = {name: column.stack([encoded[name][i] for i in keep]) for name, column in columns.items()}
         return EncodedSplit(
             name=split,
             rows=[row_numbers[i] for i in keep],
             inputs={name: stacked[name] for name in self.features},
-            targets={name: stacked[name] for name in self.tasks},
+            targets={name: stacked[name] for name in self.tasks if name in stacked},
             skipped=sorted(bad.values(), key=lambda s: s.row),
         )
 

@@ -92,7 +92,7 @@ class CategoryTask(TaskType):
 
     def decode(self, prediction):
         probabilities = prediction.float().softmax(-1)
-        columns = {self.spec.name: [self.labels[i] for i in probabilities.argmax(-1).tolist()]}
+        columns = {f"{self.spec.name}_pred": [self.labels[i] for i in probabilities.argmax(-1).tolist()]}
         for index, label in enumerate(self.labels):
             columns[f"{self.spec.name}_prob_{label}"] = probabilities[:, index].tolist()
         return columns

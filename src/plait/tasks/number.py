@@ -86,7 +86,7 @@ class NumberTask(TaskType):
         }
 
     def decode(self, prediction):
-        return {self.spec.name: self.to_original_units(prediction.squeeze(-1)).tolist()}
+        return {f"{self.spec.name}_pred": self.to_original_units(prediction.squeeze(-1)).tolist()}
 
     def plot(self, prediction, target, folder, split):
         from plait.evaluation.plots import scatter_plot

@@ -28,8 +28,8 @@ def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def attendable(mask: torch.Tensor) -> torch.Tensor:
-    """Attention over no key at all is NaN, so rows without tokens attend to their first (pad) position.
-    Pooling still uses the real mask, so that position never reaches the output."""
+    """Rows without tokens attend to their first (pad) position: a query with no key to attend to is NaN in
+    some attention kernels. Pooling still uses the real mask, so that position never reaches the output."""
     mask = mask.bool().clone()
     mask[:, 0] |= ~mask.any(1)
     return mask
