@@ -1,0 +1,69 @@
+"""Shared fixtures: small generated tables in the layouts plait reads, and a way to run the real CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """`plait ARGS` in a fresh interpreter, as a user would run it."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    result = subprocess.run([sys.executable, "-m", "plait", *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"plait {' '.join(map(str, args))} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def tabular_rows(rows: int, seed: int = 0) -> pd.DataFrame:
+    """A label that needs both a number and a category, plus a number output and a short text."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=rows)
+    colour = rng.choice(["red", "green", "blue"], rows)
+    label = np.where((x > 0) ^ (colour == "red"), "yes", "no")
+    words = np.where(label == "yes", "bright sunny", "dark cold")
+    return pd.DataFrame({
+        "x": np.round(x, 5),
+        "colour": colour,
+        "note": [f"a {w} day number {i % 7}" for i, w in enumerate(words)],
+        "label": label,
+        "target": np.round(2 * x + (colour == "blue") + rng.normal(0, 0.1, rows), 5),
+        "split": rng.choice(["train", "validation", "test"], rows, p=[0.7, 0.15, 0.15]),
+    })
+
+
+def tabular_config(table: Path, **train) -> dict:
+    return {
+        "name": "tabular",
+        "data": {"table": str(table)},
+        "inputs": [
+            {"name": "x", "type": "numeric", "column": "x"},
+            {"name": "colour", "type": "category", "column": "colour"},
+            {"name": "note", "type": "text", "column": "note", "encoder": {"name": "bag", "dim": 8}},
+        ],
+        "outputs": [
+            {"name": "label", "type": "category", "column": "label"},
+            {"name": "target", "type": "number", "column": "target", "loss_weight": 0.5},
+        ],
+        "fusion": {"name": "concat", "hidden": [32], "dropout": 0.1},
+        "train": {"epochs": 3, "batch_size": 16, "seed": 0, "threads": 1, **train},
+    }
+
+
+@pytest.fixture
+def tabular(tmp_path) -> tuple[Path, Path]:
+    """(table path, config path) of a small tabular dataset."""
+    table = tmp_path / "table.csv"
+    tabular_rows(240).to_csv(table, index=False)
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(tabular_config(table)))
+    return table, config
