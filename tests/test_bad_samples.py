@@ -1,0 +1,89 @@
+"""Bad input never crashes with a traceback and never vanishes: a clear error, or skipped and listed."""
+
+import json
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.conftest import run_cli, tabular_config, tabular_rows
+
+BAD_CELLS = [  # (row, column, value, what the reason says)
+    (3, "x", "twelve", "not a number: 'twelve'"),
+    (5, "x", "NaN", "not a finite number: 'NaN'"),
+]
+
+
+def bad_table(tmp_path, extra_bad=()):
+    frame = tabular_rows(120).astype({"x": object})
+    for row, column, value, _ in [*BAD_CELLS, *extra_bad]:
+        frame.loc[row, column] = value
+    frame.loc[7, "split"] = "test"
+    frame.loc[7, "label"] = "maybe"  # a label the training split never had
+    path = tmp_path / "bad.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def write_config(tmp_path, table, **data):
+    config = tabular_config(table, epochs=1)
+    config["data"].update(data)
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_error_policy_names_file_row_and_column_without_traceback(tmp_path):
+    table = bad_table(tmp_path)
+    result = run_cli("train", write_config(tmp_path, table), "--run-dir", tmp_path / "run", check=False)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    expected = [f"error: {table}, row {row}, column '{column}': {reason}" for row, column, _, reason in BAD_CELLS]
+    assert any(line in result.stderr for line in expected), result.stderr  # the first bad cell met, whichever split it is in
+    assert "on_bad_sample: skip" in result.stderr  # says how to go on
+
+
+def test_skip_policy_lists_every_skipped_row_and_trains(tmp_path):
+    table = bad_table(tmp_path)
+    result = run_cli("train", write_config(tmp_path, table, on_bad_sample="skip"), "--run-dir", tmp_path / "run")
+    skipped = [json.loads(line) for line in (tmp_path / "run" / "skipped.jsonl").read_text().splitlines()]
+    by_row = {entry["row"]: entry for entry in skipped}
+    assert set(by_row) == {3, 5, 7}
+    assert by_row[3]["column"] == "x" and by_row[3]["reason"] == "not a number: 'twelve'"
+    assert by_row[5]["reason"] == "not a finite number: 'NaN'"
+    assert by_row[7]["column"] == "label" and "does not occur in the training split" in by_row[7]["reason"]
+    assert "skipped 3 bad rows" in result.stderr
+    assert (tmp_path / "run" / "evaluation" / "test.json").is_file()
+
+
+def test_empty_cells_are_masked_inputs_not_bad_rows(tmp_path):
+    frame = tabular_rows(120)
+    frame.loc[[2, 4], "x"] = None
+    frame.loc[[6], "note"] = None
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    run_cli("train", write_config(tmp_path, tmp_path / "t.csv"), "--run-dir", tmp_path / "run")
+    assert not (tmp_path / "run" / "skipped.jsonl").exists()
+
+
+def test_missing_column_is_named(tmp_path):
+    table = bad_table(tmp_path)
+    config = tabular_config(table, epochs=1)
+    config["inputs"][0]["column"] = "xx"
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = run_cli("train", path, "--run-dir", tmp_path / "run", check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "no column 'xx' (needed by input x); did you mean 'x'?" in result.stderr
+
+
+def test_predict_reports_bad_rows_too(tmp_path):
+    table = tmp_path / "t.csv"
+    tabular_rows(120).to_csv(table, index=False)
+    run_cli("train", write_config(tmp_path, table), "--run-dir", tmp_path / "run")
+    rows = tabular_rows(10).drop(columns=["label", "target"]).astype({"x": object})
+    rows.loc[4, "x"] = "n/a"
+    rows.to_csv(tmp_path / "new.csv", index=False)
+    result = run_cli("predict", tmp_path / "run", "--input", tmp_path / "new.csv", "--output", tmp_path / "o.csv", check=False)
+    assert result.returncode == 1 and "row 4, column 'x'" in result.stderr
+    run_cli("predict", tmp_path / "run", "--input", tmp_path / "new.csv", "--output", tmp_path / "o.csv", "--on-bad-sample", "skip")
+    assert pd.read_csv(tmp_path / "o.csv")["row"].tolist() == [0, 1, 2, 3, 5, 6, 7, 8, 9]
