@@ -90,3 +90,25 @@ def test_unknown_monitor_is_a_clear_error(tabular, tmp_path):
     table, _ = tabular
     with pytest.raises(PlaitError, match="train.monitor"):
         train_with(table, tmp_path, monitor="validation.nothing.accuracy")
+
+
+def test_frozen_encoder_is_counted_as_frozen_and_never_changes(tabular, tmp_path):
+    from plait.models.model import parameter_table
+    from plait.runs import load_run
+
+    table, _ = tabular
+    config = tabular_config(table, epochs=2)
+    config["inputs"][1]["encoder"] = {"name": "embedding", "dim": 4, "freeze": True}
+    run = api.train(validate(config), run_dir=tmp_path / "run")
+    rows = {row[0]: row[1:] for row in parameter_table(load_run(run).model)}
+    assert rows["encoder colour"] == [0, 4 * 4]  # 3 colours + the unknown bucket, 4 dims each
+    assert rows["encoder x"][0] > 0 and rows["encoder x"][1] == 0
+    torch.manual_seed(0)  # the same seed the run used: the embedding's initial weights are rebuilt
+    from plait.data.dataset import Preprocessor
+    from plait.models.model import MultimodalModel
+
+    trained = load_file(run / "checkpoints/last/model.safetensors")["encoders.colour.embedding.weight"]
+    preprocessor = Preprocessor(validate(config), ".")
+    preprocessor.load_state_dict(json.loads((run / "checkpoints/last/preprocessing.json").read_text()))
+    initial = MultimodalModel(validate(config), preprocessor.features, preprocessor.tasks).state_dict()["encoders.colour.embedding.weight"]
+    assert torch.equal(trained, initial)
