@@ -103,12 +103,18 @@ def evaluate(run_dir: str | Path, split: str = "test", which: str = "best") -> d
     return metrics
 
 
-def leave_one_out(run_dir: str | Path, split: str = "test") -> dict[str, dict]:
-    """Metrics with all inputs, then with each input left out (masked, as if missing): `{"fused": ..., "without X": ...}`."""
+def input_ablation(run_dir: str | Path, split: str = "test") -> dict[str, dict]:
+    """Metrics with all inputs (`fused`), with each input left out (`without X`), and with one kept (`only X`).
+
+    A left-out input takes the missing-value path (its learned 'missing' vector), not zeros."""
     run = load_run(run_dir)
     data = read_data(run.config, run.preprocessor)
     encoded = encode_split(data, run.preprocessor, split, run.config.data.on_bad_sample)
+    names = list(run.preprocessor.features)
     results = {"fused": _evaluate_encoded(run, encoded)[0]}
-    for name in run.preprocessor.features:
+    for name in names:
         results[f"without {name}"] = _evaluate_encoded(run, encoded, drop={name})[0]
+    if len(names) > 2:
+        for name in names:
+            results[f"only {name}"] = _evaluate_encoded(run, encoded, drop=set(names) - {name})[0]
     return results

@@ -29,13 +29,15 @@ def progress_bar(items: Iterable[T], description: str, total: int | None = None)
 
 
 def print_table(title: str, columns: list[str], rows: list[list], to_stdout: bool = False) -> None:
-    table = Table(title=title, title_justify="left")
+    table = Table()
     for index, name in enumerate(columns):
         table.add_column(name, justify="left" if index == 0 else "right")
     for row in rows:
         table.add_row(*[f"{v:.4f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v) for v in row])
-    (Console() if to_stdout else console).print(table)
+    target = Console() if to_stdout else console
+    target.print(title, style="bold", highlight=False, soft_wrap=True)
+    target.print(table)
 
 
 def say(message: str) -> None:
-    console.print(message, highlight=False)
+    console.print(message, highlight=False, soft_wrap=True)

@@ -1,8 +1,7 @@
 """Generated datasets for the demo and the tests, written in the layouts plait reads (CSV + image files).
 
-The demo's label needs every modality: class = shape in the photo × (whether the note's weather word and
-the reading's sign agree). The photo alone gives at most 50% accuracy, the note or the reading alone 25%,
-any two 50%; all three together 100%.
+The demo's label needs every modality: class = shape in the photo × weather word in the note × sign of the
+reading (8 classes). Any one input alone gives at most 25% accuracy, any two 50%; all three together 100%.
 """
 
 from __future__ import annotations
@@ -51,7 +50,7 @@ def make_demo(folder: str | Path, rows: int = 1500, seed: int = 0, image_size: i
         path = f"images/{row:05d}.png"
         shape_image(shape, rng, image_size).save(folder / path)
         reading = (1 if positive else -1) * rng.uniform(0.5, 2.0) + rng.normal(0, 0.1)
-        label = f"{shape}_{'agree' if warm == positive else 'differ'}"
+        label = f"{shape}_{'warm' if warm else 'cold'}_{'up' if positive else 'down'}"
         split = rng.choice(["train", "validation", "test"], p=[0.7, 0.15, 0.15])
         records.append({"photo": path, "note": weather_note(warm, rng), "reading": round(float(reading), 4), "label": label, "split": split})
     table = folder / "demo.csv"
