@@ -87,3 +87,46 @@ def test_predict_reports_bad_rows_too(tmp_path):
     assert result.returncode == 1 and "row 4, column 'x'" in result.stderr
     run_cli("predict", tmp_path / "run", "--input", tmp_path / "new.csv", "--output", tmp_path / "o.csv", "--on-bad-sample", "skip")
     assert pd.read_csv(tmp_path / "o.csv")["row"].tolist() == [0, 1, 2, 3, 5, 6, 7, 8, 9]
+
+
+def image_table(tmp_path):
+    """A demo-layout table whose rows 0-2 point at a missing, a non-image and a truncated image file."""
+    from plait.data.synthetic import make_demo
+
+    table_path = make_demo(tmp_path / "data", rows=60)
+    table = pd.read_csv(table_path)
+    table.loc[0:2, "split"] = "train"
+    (tmp_path / "data" / "images" / "00000.png").unlink()
+    (tmp_path / "data" / "images" / "00001.png").write_text("not an image")
+    truncated = tmp_path / "data" / "images" / "00002.png"
+    truncated.write_bytes(truncated.read_bytes()[:120])
+    table.to_csv(table_path, index=False)
+    return table_path
+
+
+def image_config(tmp_path, table, policy):
+    from plait.demo import demo_recipe
+
+    config = yaml.safe_load(demo_recipe().read_text())
+    config["data"].update(table=str(table), on_bad_sample=policy)
+    config["train"].update(epochs=1)
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_bad_image_files_stop_the_run_with_the_file_named(tmp_path):
+    table = image_table(tmp_path)
+    result = run_cli("train", image_config(tmp_path, table, "error"), "--run-dir", tmp_path / "run", check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"error: {table}, row 0, column 'photo': cannot read image" in result.stderr
+    assert "00000.png" in result.stderr
+
+
+def test_bad_image_files_are_skipped_with_reasons(tmp_path):
+    table = image_table(tmp_path)
+    run_cli("train", image_config(tmp_path, table, "skip"), "--run-dir", tmp_path / "run")
+    skipped = {entry["row"]: entry for entry in map(json.loads, (tmp_path / "run" / "skipped.jsonl").read_text().splitlines())}
+    images = {row: entry for row, entry in skipped.items() if entry["column"] == "photo"}
+    assert set(images) == {0, 1, 2}  # other skipped rows, if any, have labels the small training split lacks
+    assert [images[row]["reason"].split(": ")[-1] for row in (0, 1, 2)] == ["no such file", "not an image file", "truncated or corrupt image"]

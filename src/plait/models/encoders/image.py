@@ -1,0 +1,177 @@
+"""Encoders for `image` inputs: a small CNN trained from scratch, or a Hugging Face vision backbone (ResNet, ViT,
+CLIP) loaded from a local folder or built with random weights from a few config keys.
+
+Each reads the batch made by the image feature's `prepare` (`value`: float [N, C, H, W], already normalised with
+the input's `mean` / `std`) and the fitted feature's `channels` and `size` (height, width). For a pretrained
+model, set the input's `mean` / `std` to the ones the model was trained with.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from pydantic import Field, PositiveInt, ValidationInfo, field_validator
+from torch import nn
+
+from plait.errors import PlaitError
+from plait.models.encoders.base import Encoder
+from plait.models.encoders.pretrained import resolve_pretrained
+from plait.registry import ENCODERS
+from plait.schema import EncoderBase, nearest
+
+
+class FreezableEncoder(Encoder):
+    """With `freeze: true` the weights get no gradients and the encoder stays in eval mode (fixed batch-norm
+    statistics, no dropout) even when the rest of the model is put in training mode."""
+
+    frozen: bool = False
+
+    def freeze(self) -> None:
+        self.frozen = True
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True):
+        return super().train(mode and not self.frozen)
+
+
+class CnnConfig(EncoderBase):
+    name: Literal["cnn"] = "cnn"
+    channels: list[PositiveInt] = Field(
+        [16, 32, 64],
+        min_length=1,
+        description="Width of each block (3×3 conv, batch norm, ReLU, 2×2 max pool); the output is the last width, "
+        "averaged over the image.",
+    )
+
+
+@ENCODERS.register("cnn")
+class ImageCnn(FreezableEncoder):
+    """A small convolutional network; fits any image size and channel count."""
+
+    Config = CnnConfig
+    modalities = ("image",)
+
+    def __init__(self, config: CnnConfig, feature):
+        super().__init__()
+        layers, width_in = [], feature.channels
+        for width in config.channels:
+            # ceil_mode: a 1-pixel map stays 1 pixel, so deep stacks on small images never shrink to nothing
+            layers += [nn.Conv2d(width_in, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True)]
+            width_in = width
+        self.net = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.out_dim = config.channels[-1]
+        if config.freeze:
+            self.freeze()
+
+    def forward(self, batch):
+        return self.net(batch["value"])
+
+
+# arch → (transformers config class, model class, model_type values of a matching pretrained folder)
+ARCHS = {
+    "resnet": ("ResNetConfig", "ResNetModel", {"resnet"}),
+    "vit": ("ViTConfig", "ViTModel", {"vit"}),
+    "clip": ("CLIPVisionConfig", "CLIPVisionModel", {"clip", "clip_vision_model"}),
+}
+
+
+def hf_classes(arch: str):
+    import transformers
+
+    config_name, model_name, _ = ARCHS[arch]
+    return getattr(transformers, config_name), getattr(transformers, model_name)
+
+
+class HfImageConfig(EncoderBase):
+    name: Literal["hf_image"] = "hf_image"
+    arch: Literal["resnet", "vit", "clip"] = Field("resnet", description="Backbone family: ResNet, ViT, or CLIP's vision tower.")
+    path: str | None = Field(
+        None,
+        description="Local folder of a pretrained Hugging Face model (config.json + weights, e.g. written by "
+        "`save_pretrained`); never downloaded. null: random weights from `overrides`.",
+    )
+    overrides: dict[str, Any] = Field(
+        {},
+        description="Keys of the arch's transformers config (ResNetConfig, ViTConfig, CLIPVisionConfig), e.g. "
+        "{hidden_size: 64, num_hidden_layers: 2}. Without `path` they shape a randomly initialised model; with it "
+        "they change the loaded config (e.g. dropout). Without `path`, `image_size` and `num_channels` come from the input; "
+        "a pretrained ViT or CLIP given another size interpolates its position embeddings.",
+    )
+
+    @field_validator("overrides")
+    @classmethod
+    def _known_overrides(cls, value, info: ValidationInfo):
+        """A misspelt override would be silently ignored by transformers: reject it here instead."""
+        if value and "arch" in info.data:
+            defaults = hf_classes(info.data["arch"])[0]()
+            unknown = [key for key in value if not hasattr(defaults, key)]
+            if unknown:
+                hint = nearest(unknown[0], [k for k in vars(defaults) if not k.startswith("_")])
+                suggestion = f"; did you mean {hint}?" if hint else ""
+                raise ValueError(f"{', '.join(unknown)}: not a key of {type(defaults).__name__}{suggestion}")
+        return value
+
+
+def square_or_pair(size: tuple[int, int]):
+    return size[0] if size[0] == size[1] else tuple(size)
+
+
+@ENCODERS.register("hf_image")
+class ImageHf(FreezableEncoder):
+    """A Hugging Face vision backbone; its pooled output is the image's vector."""
+
+    Config = HfImageConfig
+    modalities = ("image",)
+
+    def __init__(self, config: HfImageConfig, feature):
+        super().__init__()
+        self.arch = config.arch
+        config_class, model_class = hf_classes(config.arch)
+        extra = {"add_pooling_layer": False} if config.arch == "vit" else {}  # ViT: the CLS token, not a random pooler
+        if config.path is None:
+            shape = {"num_channels": feature.channels, "image_size": square_or_pair(feature.size)}
+            if config.arch == "clip":  # CLIP's position grid is square: build the largest, interpolate for the rest
+                shape["image_size"] = max(feature.size)
+            elif config.arch == "resnet":
+                shape.pop("image_size")
+            self.model = model_class(config_class(**{**config.overrides, **shape}), **extra)
+        else:
+            self.model = self._load(config, model_class, extra)
+        self.check_channels(feature)
+        model_size = getattr(self.model.config, "image_size", None)
+        model_size = tuple(model_size) if isinstance(model_size, (list, tuple)) else (model_size, model_size)
+        self.interpolate = config.arch != "resnet" and model_size != tuple(feature.size)
+        self.out_dim = self.model.config.hidden_sizes[-1] if config.arch == "resnet" else self.model.config.hidden_size
+        if config.freeze:
+            self.freeze()
+
+    @staticmethod
+    def _load(config: HfImageConfig, model_class, extra: dict) -> nn.Module:
+        folder = resolve_pretrained(config.path)
+        model_type = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8")).get("model_type")
+        if model_type not in ARCHS[config.arch][2]:
+            raise PlaitError(f"{config.path}: a `{model_type}` model, not one for arch `{config.arch}`")
+        try:
+            return model_class.from_pretrained(folder, local_files_only=True, **config.overrides, **extra)
+        except (OSError, ValueError, TypeError) as error:
+            raise PlaitError(f"{config.path}: cannot load a Hugging Face model from this folder: {error}") from None
+
+    def check_channels(self, feature) -> None:
+        expected = self.model.config.num_channels
+        if expected != feature.channels:
+            mode = "RGB" if expected == 3 else "L" if expected == 1 else f"{expected} channels"
+            raise PlaitError(f"inputs.{feature.spec.name}.mode: the model takes {mode} images, the input gives {feature.spec.mode}")
+
+    def forward(self, batch):
+        pixels = batch["value"]
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+            if self.arch == "resnet":
+                return self.model(pixel_values=pixels).pooler_output.flatten(1)
+            output = self.model(pixel_values=pixels, interpolate_pos_encoding=self.interpolate)
+            if self.arch == "vit":
+                return output.last_hidden_state[:, 0]  # CLS token after the final layer norm
+            return output.pooler_output  # CLIP: CLS token after its post-layer-norm

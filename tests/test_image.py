@@ -1,0 +1,198 @@
+"""The `image` input: decoding and its failures, on-device normalisation and augmentation, the `cnn` and
+`hf_image` encoders, and the config keys they add."""
+
+from __future__ import annotations
+
+import re
+
+import fsspec
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from plait.config import ConfigError, validate
+from plait.data.features.image import ImageFeature, ImageSettings
+from plait.errors import BadSample, PlaitError
+from plait.models.encoders.image import CnnConfig, HfImageConfig, ImageCnn, ImageHf
+
+TINY = {
+    "resnet": {"embedding_size": 8, "hidden_sizes": [8, 16], "depths": [1, 1]},
+    "vit": {"patch_size": 8, "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32},
+    "clip": {"patch_size": 8, "hidden_size": 24, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32},
+}
+
+
+def feature(base_dir=".", **settings) -> ImageFeature:
+    return ImageFeature(ImageSettings(name="photo", column="path", **settings), str(base_dir))
+
+
+def write_image(path, height=20, width=30, fmt=None, seed=0) -> np.ndarray:
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, format=fmt)
+    return pixels
+
+
+def batch_of(images: torch.Tensor) -> dict:
+    return {"value": images, "present": torch.ones(len(images), dtype=torch.bool)}
+
+
+def test_decode_resizes_to_uint8_channels_first(tmp_path):
+    write_image(tmp_path / "a.png", height=20, width=30)
+    square = feature(size=16).encode(str(tmp_path / "a.png"))
+    assert square.shape == (3, 16, 16) and square.dtype == torch.uint8
+    tall = feature(size=[24, 12]).encode(str(tmp_path / "a.png"))
+    assert tall.shape == (3, 24, 12)
+    assert feature(size=[24, 12]).empty().shape == (3, 24, 12) and not feature().empty().any()
+
+
+def test_decode_keeps_pixels_at_the_same_size(tmp_path):
+    pixels = write_image(tmp_path / "a.png", height=8, width=10)
+    decoded = feature(size=[8, 10]).encode(str(tmp_path / "a.png"))
+    assert torch.equal(decoded, torch.from_numpy(pixels).permute(2, 0, 1))
+
+
+def test_grayscale_mode(tmp_path):
+    pixels = write_image(tmp_path / "a.png", height=8, width=8)
+    gray = feature(size=8, mode="L")
+    decoded = gray.encode(str(tmp_path / "a.png"))
+    assert decoded.shape == (1, 8, 8) and gray.channels == 1 and gray.size == (8, 8)
+    expected = np.array(Image.fromarray(pixels).convert("L"))
+    assert torch.equal(decoded[0], torch.from_numpy(expected))
+
+
+def test_relative_paths_resolve_against_base_dir_and_urls_open_with_fsspec(tmp_path):
+    (tmp_path / "images").mkdir()
+    write_image(tmp_path / "images" / "a.jpg", fmt="JPEG")
+    assert feature(tmp_path, size=8).encode("images/a.jpg").shape == (3, 8, 8)
+    with pytest.raises(BadSample, match="no such file"):
+        feature(tmp_path / "elsewhere", size=8).encode("images/a.jpg")
+    with fsspec.open("memory://plait-test/b.png", "wb") as handle:
+        Image.fromarray(np.zeros((5, 5, 3), dtype=np.uint8)).save(handle, format="PNG")
+    assert feature(tmp_path, size=4).encode("memory://plait-test/b.png").shape == (3, 4, 4)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_bad_files_raise_bad_sample_naming_the_path(tmp_path, fmt):
+    missing = tmp_path / "missing.png"
+    with pytest.raises(BadSample, match=re.escape(f"cannot read image '{missing}': no such file")):
+        feature().encode(str(missing))
+    text = tmp_path / "notes.png"
+    text.write_text("not an image at all")
+    with pytest.raises(BadSample, match=re.escape(f"'{text}': not an image")):
+        feature().encode(str(text))
+    whole = tmp_path / f"whole.{fmt.lower()}"
+    write_image(whole, height=64, width=64, fmt=fmt)
+    cut = tmp_path / f"cut.{fmt.lower()}"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(BadSample, match=re.escape(f"'{cut}': truncated")):
+        feature().encode(str(cut))
+
+
+def test_prepare_scales_and_normalises_per_channel():
+    images = torch.tensor([0, 255, 51], dtype=torch.uint8).reshape(1, 3, 1, 1).expand(2, 3, 2, 2).contiguous()
+    out = feature(size=2, mean=[0.0, 0.5, 0.2], std=[1.0, 0.25, 0.1]).prepare(batch_of(images), training=True)
+    assert out["value"].dtype == torch.float32 and out["present"].all()
+    expected = torch.tensor([0.0, 2.0, 0.0]).reshape(1, 3, 1, 1).expand(2, 3, 2, 2)
+    assert torch.allclose(out["value"], expected, atol=1e-6)
+    default = feature(size=2).prepare(batch_of(images), training=False)["value"]
+    assert torch.allclose(default[0, :, 0, 0], torch.tensor([-1.0, 1.0, -0.6]), atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_augmentation_only_when_training_and_reproducible_from_the_rng(mode):
+    augmented = feature(size=16, mode=mode, augment={"hflip": 0.5, "rotate": 20, "crop_scale": [0.5, 1.0], "color_jitter": 0.3})
+    channels = 3 if mode == "RGB" else 1
+    images = torch.randint(0, 256, (6, channels, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    plain = feature(size=16, mode=mode).prepare(batch_of(images), training=True)["value"]
+    assert torch.equal(augmented.prepare(batch_of(images), training=False)["value"], plain)
+    torch.manual_seed(7)
+    first = augmented.prepare(batch_of(images), training=True)["value"]
+    second = augmented.prepare(batch_of(images), training=True)["value"]
+    torch.manual_seed(7)
+    again = augmented.prepare(batch_of(images), training=True)["value"]
+    assert first.shape == plain.shape
+    assert torch.equal(first, again)
+    assert not torch.allclose(first, plain) and not torch.allclose(first, second)
+
+
+@pytest.mark.parametrize("mode, size", [("RGB", 32), ("L", [8, 12])])
+def test_cnn_output_shape_and_gradients(mode, size):
+    photo = feature(size=size, mode=mode)
+    encoder = ImageCnn(CnnConfig(channels=[4, 8, 8, 6]), photo)
+    images = torch.randn(3, photo.channels, *photo.size)
+    out = encoder({"value": images, "present": torch.ones(3, dtype=torch.bool)})
+    assert encoder.out_dim == 6 and out.shape == (3, 6)
+    out.sum().backward()
+    assert all(p.grad is not None for p in encoder.parameters())
+
+
+@pytest.mark.parametrize("arch, out_dim", [("resnet", 16), ("vit", 16), ("clip", 24)])
+@pytest.mark.parametrize("mode, size", [("RGB", 32), ("L", [16, 24])])
+def test_hf_image_random_weights_from_overrides(arch, out_dim, mode, size):
+    photo = feature(size=size, mode=mode)
+    encoder = ImageHf(HfImageConfig(arch=arch, overrides=TINY[arch]), photo)
+    images = torch.randn(2, photo.channels, *photo.size)
+    out = encoder({"value": images})
+    assert encoder.out_dim == out_dim and out.shape == (2, out_dim)
+    out.sum().backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in encoder.parameters())
+
+
+def test_hf_image_loads_a_local_folder(tmp_path):
+    from transformers import ResNetConfig, ResNetModel
+
+    saved = ResNetModel(ResNetConfig(num_channels=3, **TINY["resnet"])).eval()
+    saved.save_pretrained(tmp_path / "resnet")
+    encoder = ImageHf(HfImageConfig(arch="resnet", path=str(tmp_path / "resnet")), feature(size=32)).eval()
+    for (name, mine), theirs in zip(encoder.model.state_dict().items(), saved.state_dict().values()):
+        assert torch.equal(mine, theirs), name
+    images = torch.randn(2, 3, 32, 32)
+    assert torch.allclose(encoder({"value": images}), saved(pixel_values=images).pooler_output.flatten(1))
+    with pytest.raises(PlaitError, match="mode"):
+        ImageHf(HfImageConfig(arch="resnet", path=str(tmp_path / "resnet")), feature(size=32, mode="L"))
+    with pytest.raises(PlaitError, match="not one for arch `vit`"):
+        ImageHf(HfImageConfig(arch="vit", path=str(tmp_path / "resnet")), feature(size=32))
+    with pytest.raises(PlaitError, match="no config.json"):
+        ImageHf(HfImageConfig(arch="resnet", path=str(tmp_path)), feature(size=32))
+
+
+@pytest.mark.parametrize("build", [
+    lambda photo: ImageHf(HfImageConfig(arch="resnet", overrides=TINY["resnet"], freeze=True), photo),
+    lambda photo: ImageCnn(CnnConfig(channels=[4], freeze=True), photo),
+])
+def test_freeze_keeps_eval_mode_and_no_gradients(build):
+    encoder = build(feature(size=16))
+    parent = torch.nn.Sequential(encoder, torch.nn.Linear(encoder.out_dim, 1))
+    parent.train()
+    assert parent.training and not any(m.training for m in encoder.modules())
+    assert not any(p.requires_grad for p in encoder.parameters())
+    before = {k: v.clone() for k, v in encoder.state_dict().items()}
+    parent[1](encoder({"value": torch.randn(4, 3, 16, 16)})).sum().backward()
+    assert all(torch.equal(before[k], v) for k, v in encoder.state_dict().items())  # batch-norm statistics too
+
+
+def config_with(image_input: dict) -> dict:
+    return {
+        "data": {"table": "table.csv"},
+        "inputs": [{"name": "photo", "type": "image", "column": "path", **image_input}],
+        "outputs": [{"name": "label", "type": "category", "column": "label"}],
+    }
+
+
+def test_config_defaults_and_misspelt_keys():
+    spec = validate(config_with({})).inputs[0]
+    assert spec.encoder.name == "cnn" and spec.size == 64 and spec.mode == "RGB" and not spec.augment.active
+    spec = validate(config_with({"size": [32, 48], "augment": {"hflip": 0.5}, "encoder": {"name": "hf_image", "arch": "vit"}})).inputs[0]
+    assert spec.size == (32, 48) and spec.augment.hflip == 0.5 and spec.encoder.arch == "vit"
+    cases = [
+        ({"encoder": {"name": "cnn", "chanels": [8]}}, "inputs.photo.encoder.chanels: unknown key; did you mean channels?"),
+        ({"augment": {"hflp": 0.5}}, "inputs.photo.augment.hflp: unknown key; did you mean hflip?"),
+        ({"encoder": {"name": "hf_image", "arch": "vit", "overrides": {"hiden_size": 8}}}, "inputs.photo.encoder.overrides:"),
+        ({"mean": [0.1, 0.2]}, "inputs.photo.mean:"),
+        ({"augment": {"crop_scale": [0.9, 0.2]}}, "inputs.photo.augment.crop_scale:"),
+    ]
+    for image_input, expected in cases:
+        with pytest.raises(ConfigError) as caught:
+            validate(config_with(image_input))
+        assert any(line.startswith(expected) for line in caught.value.lines), caught.value.lines
