@@ -163,6 +163,7 @@ def test_hf_image_loads_a_local_folder(tmp_path):
 ])
 def test_freeze_keeps_eval_mode_and_no_gradients(build):
     encoder = build(feature(size=16))
+    encoder.freeze()  # what the model does for `freeze: true`
     parent = torch.nn.Sequential(encoder, torch.nn.Linear(encoder.out_dim, 1))
     parent.train()
     assert parent.training and not any(m.training for m in encoder.modules())

@@ -21,7 +21,7 @@ class MultimodalModel(nn.Module):
         for spec in config.inputs:
             encoder = ENCODERS[spec.encoder.name](spec.encoder, features[spec.name])
             if spec.encoder.freeze:
-                encoder.requires_grad_(False)
+                encoder.freeze()
             self.encoders[spec.name] = encoder
         self.missing = nn.ParameterDict({name: nn.Parameter(torch.zeros(enc.out_dim)) for name, enc in self.encoders.items()})
         self.fusion = FUSIONS[config.fusion.name](config.fusion, {name: enc.out_dim for name, enc in self.encoders.items()})
@@ -35,7 +35,8 @@ class MultimodalModel(nn.Module):
             if name in drop or not present.any():
                 vectors[name] = missing  # the encoder is not run at all
             else:
-                vector = encoder(inputs[name])
+                with torch.set_grad_enabled(torch.is_grad_enabled() and not encoder.frozen):
+                    vector = encoder(inputs[name])
                 vectors[name] = torch.where(present[:, None], vector, missing.to(vector.dtype))
         return vectors
 

@@ -68,6 +68,7 @@ class Trainer:
         self.steps_per_epoch = math.ceil(micro_batches / config.grad_accum_steps)
         self.schedule = Schedule(self.optimizer, config.scheduler, self.steps_per_epoch * config.epochs, self.mode)
         self.progress = Progress()
+        self.last_monitored = ""  # shown in the progress bar
 
     # ── the loop ──────────────────────────────────────────────────────────────────────────────────
     def fit(self) -> Progress:
@@ -148,6 +149,7 @@ class Trainer:
         if self.monitor not in values:
             raise PlaitError(f"train.monitor: {self.monitor!r} is not among the validation metrics: {', '.join(sorted(values))}")
         monitored = values[self.monitor]
+        self.last_monitored = f"  {self.monitor} {monitored:.4f}"
         self.schedule.after_validation(monitored)
         improved = progress.best is None or (monitored < progress.best if self.mode == "min" else monitored > progress.best)
         if improved:
@@ -163,7 +165,7 @@ class Trainer:
     def log_training(self, loss: float, samples_per_second: float) -> None:
         lr = self.optimizer.param_groups[0]["lr"]
         self.tracker.log(self.progress.step, {"train.loss": loss, "lr": lr, "samples_per_s": samples_per_second}, epoch=self.progress.epoch)
-        self.bar.update(self.bar_task, info=f"loss {loss:.4f}  lr {lr:.2e}  {samples_per_second:,.0f} samples/s")
+        self.bar.update(self.bar_task, info=f"loss {loss:.4f}  lr {lr:.2e}  {samples_per_second:,.0f} samples/s{self.last_monitored}")
 
     # ── checkpoints ───────────────────────────────────────────────────────────────────────────────
     def save(self, which: str) -> None:

@@ -17,6 +17,17 @@ class Encoder(nn.Module):
     Config: ClassVar[type[EncoderBase]] = EncoderBase
     modalities: ClassVar[tuple[str, ...]] = ()
     out_dim: int
+    frozen: bool = False
+
+    def freeze(self) -> None:
+        """`freeze: true`: no gradients, and eval mode (fixed batch-norm statistics, no dropout) for good, even
+        when the rest of the model is put in training mode."""
+        self.frozen = True
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True):
+        return super().train(mode and not self.frozen)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError

@@ -23,21 +23,6 @@ from plait.registry import ENCODERS
 from plait.schema import EncoderBase, nearest
 
 
-class FreezableEncoder(Encoder):
-    """With `freeze: true` the weights get no gradients and the encoder stays in eval mode (fixed batch-norm
-    statistics, no dropout) even when the rest of the model is put in training mode."""
-
-    frozen: bool = False
-
-    def freeze(self) -> None:
-        self.frozen = True
-        self.requires_grad_(False)
-        self.eval()
-
-    def train(self, mode: bool = True):
-        return super().train(mode and not self.frozen)
-
-
 class CnnConfig(EncoderBase):
     name: Literal["cnn"] = "cnn"
     channels: list[PositiveInt] = Field(
@@ -49,7 +34,7 @@ class CnnConfig(EncoderBase):
 
 
 @ENCODERS.register("cnn")
-class ImageCnn(FreezableEncoder):
+class ImageCnn(Encoder):
     """A small convolutional network; fits any image size and channel count."""
 
     Config = CnnConfig
@@ -64,8 +49,6 @@ class ImageCnn(FreezableEncoder):
             width_in = width
         self.net = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.out_dim = config.channels[-1]
-        if config.freeze:
-            self.freeze()
 
     def forward(self, batch):
         return self.net(batch["value"])
@@ -121,7 +104,7 @@ def square_or_pair(size: tuple[int, int]):
 
 
 @ENCODERS.register("hf_image")
-class ImageHf(FreezableEncoder):
+class ImageHf(Encoder):
     """A Hugging Face vision backbone; its pooled output is the image's vector."""
 
     Config = HfImageConfig
@@ -146,8 +129,6 @@ class ImageHf(FreezableEncoder):
         model_size = tuple(model_size) if isinstance(model_size, (list, tuple)) else (model_size, model_size)
         self.interpolate = config.arch != "resnet" and model_size != tuple(feature.size)
         self.out_dim = self.model.config.hidden_sizes[-1] if config.arch == "resnet" else self.model.config.hidden_size
-        if config.freeze:
-            self.freeze()
 
     @staticmethod
     def _load(config: HfImageConfig, model_class, extra: dict) -> nn.Module:
@@ -168,10 +149,9 @@ class ImageHf(FreezableEncoder):
 
     def forward(self, batch):
         pixels = batch["value"]
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
-            if self.arch == "resnet":
-                return self.model(pixel_values=pixels).pooler_output.flatten(1)
-            output = self.model(pixel_values=pixels, interpolate_pos_encoding=self.interpolate)
-            if self.arch == "vit":
-                return output.last_hidden_state[:, 0]  # CLS token after the final layer norm
-            return output.pooler_output  # CLIP: CLS token after its post-layer-norm
+        if self.arch == "resnet":
+            return self.model(pixel_values=pixels).pooler_output.flatten(1)
+        output = self.model(pixel_values=pixels, interpolate_pos_encoding=self.interpolate)
+        if self.arch == "vit":
+            return output.last_hidden_state[:, 0]  # CLS token after the final layer norm
+        return output.pooler_output  # CLIP: CLS token after its post-layer-norm

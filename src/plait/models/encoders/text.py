@@ -106,8 +106,7 @@ class HfConfig(EncoderBase):
 
 @ENCODERS.register("hf")
 class TextHf(Encoder):
-    """A pretrained Hugging Face encoder (BERT, MiniLM, RoBERTa, ...). With `freeze: true` its weights stay fixed
-    and it stays in eval mode (no dropout) even while the rest of the model trains."""
+    """A pretrained Hugging Face encoder (BERT, MiniLM, RoBERTa, ...) from a local folder."""
 
     Config = HfConfig
     modalities = ("text",)
@@ -130,22 +129,11 @@ class TextHf(Encoder):
         if limit is not None and feature.spec.max_length > limit:
             raise PlaitError(f"inputs.{feature.spec.name}.max_length: {feature.spec.max_length} is more than the model's {limit} positions")
         self.pooling = config.pooling
-        self.frozen = config.freeze
-        if self.frozen:
-            self.model.requires_grad_(False)
-            self.model.eval()
         self.out_dim = self.model.config.hidden_size
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if self.frozen:
-            self.model.eval()
-        return self
 
     def forward(self, batch):
         mask = batch["attention_mask"]
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
-            hidden = self.model(input_ids=batch["ids"], attention_mask=attendable(mask).long()).last_hidden_state
+        hidden = self.model(input_ids=batch["ids"], attention_mask=attendable(mask).long()).last_hidden_state
         if self.pooling == "cls":
             return hidden[:, 0] * mask.any(1, keepdim=True).to(hidden.dtype)
         return masked_mean(hidden, mask)
