@@ -10,8 +10,7 @@ from pydantic import Field
 from torch import nn
 from torchmetrics.functional import mean_absolute_error, mean_squared_error, r2_score, spearman_corrcoef
 
-from plait.data.features.numeric import parse_number
-from plait.errors import BadSample
+from plait.data.features.numeric import parse_number, standard_scaling
 from plait.registry import TASKS
 from plait.schema import OutputBase
 from plait.tasks.base import TaskType
@@ -35,15 +34,8 @@ class NumberTask(TaskType):
         self.mean, self.std = 0.0, 1.0
 
     def fit(self, values):
-        numbers = []
-        for value in values:
-            try:
-                numbers.append(parse_number(value))
-            except BadSample:
-                continue
-        if self.spec.normalize == "standard" and numbers:
-            column = torch.tensor(numbers, dtype=torch.float64)
-            self.mean, self.std = float(column.mean()), float(column.std(unbiased=False)) or 1.0
+        if self.spec.normalize == "standard":
+            self.mean, self.std = standard_scaling(values)
 
     def state_dict(self):
         return {"mean": self.mean, "std": self.std}

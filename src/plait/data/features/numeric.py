@@ -25,6 +25,20 @@ def parse_number(value) -> float:
     return number
 
 
+def standard_scaling(values) -> tuple[float, float]:
+    """Mean and standard deviation of the cells that parse as finite numbers (bad ones are reported on encode)."""
+    numbers = []
+    for value in values:
+        try:
+            numbers.append(parse_number(value))
+        except BadSample:
+            continue
+    if not numbers:
+        return 0.0, 1.0
+    column = torch.tensor(numbers, dtype=torch.float64)
+    return float(column.mean()), float(column.std(unbiased=False)) or 1.0
+
+
 class NumericSettings(InputBase):
     type: Literal["numeric"] = "numeric"
     normalize: Literal["standard", "none"] = Field(
@@ -42,16 +56,8 @@ class Numeric(FeatureType):
         self.mean, self.std = 0.0, 1.0
 
     def fit(self, values):
-        numbers = []
-        for value in values:
-            try:
-                numbers.append(parse_number(value))
-            except BadSample:
-                continue  # reported when the row is encoded
-        if self.spec.normalize == "standard" and numbers:
-            column = torch.tensor(numbers, dtype=torch.float64)
-            self.mean = float(column.mean())
-            self.std = float(column.std(unbiased=False)) or 1.0
+        if self.spec.normalize == "standard":
+            self.mean, self.std = standard_scaling(values)
 
     def state_dict(self):
         return {"mean": self.mean, "std": self.std}
