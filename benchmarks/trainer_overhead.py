@@ -4,7 +4,7 @@ In one process, the same model (same initial weights), the same data and the sam
 order are trained for the same number of optimizer steps twice:
 
   plait         `Trainer.fit()` as `plait train` runs it: a `Tracker` writing metrics.jsonl and TensorBoard
-                events into a temporary run folder (every `log_every_steps`, default 10), the rich progress
+                events into a temporary run folder (every `log_every_steps`, default 50), the rich progress
                 bar (live only when stderr is a terminal, as for a user), `checkpoints/last` saved at every
                 epoch end, `checkpoint_every_steps: null`, validation only after the last epoch.
   hand-written  ~20 lines: for each epoch, `epoch_order(rows, seed, epoch).split(batch_size)`;
@@ -30,7 +30,7 @@ The data is generated (numeric columns, one category input, one category output)
 so the script needs nothing but plait. `--model small` shrinks the network so a step is mostly Python
 overhead: the worst case for the ratio. Timings are printed, never asserted: the script always exits 0.
 
-    .venv/bin/python benchmarks/trainer_overhead.py                 # default model, 300 steps, 7 rounds
+    .venv/bin/python benchmarks/trainer_overhead.py                 # default model, 1000 steps in 2 epochs, 5 rounds
     .venv/bin/python benchmarks/trainer_overhead.py --model small
 """
 
@@ -157,9 +157,9 @@ def plait_fit(model, preprocessor, splits, train_config, device, run_dir: Path) 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=300, help="optimizer steps per timed run (rounded up to whole epochs)")
-    parser.add_argument("--epochs", type=int, default=3, help="epochs the steps are divided into")
-    parser.add_argument("--rounds", type=int, default=7, help="timed runs of each loop, interleaved")
+    parser.add_argument("--steps", type=int, default=1000, help="optimizer steps per timed run (rounded up to whole epochs)")
+    parser.add_argument("--epochs", type=int, default=2, help="epochs the steps are divided into (each ends with a checkpoint, a fixed per-epoch cost)")
+    parser.add_argument("--rounds", type=int, default=5, help="timed runs of each loop, interleaved")
     parser.add_argument("--model", choices=sorted(MODELS), default="default")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads for both loops")

@@ -58,10 +58,10 @@ def test_sigkill_then_resume_is_bit_identical(tabular, tmp_path, delay):
 def test_a_kill_between_the_two_renames_leaves_the_previous_checkpoint(tmp_path):
     model = torch.nn.Linear(2, 2)
     folder = tmp_path / "checkpoints" / "last"
-    save_checkpoint(folder, model, {"progress": {"step": 1}}, {})
+    save_checkpoint(folder, model.state_dict(), {"progress": {"step": 1}}, {})
     os.replace(folder, folder.with_name(".last.previous"))  # as if killed right after moving the old one aside
     assert checkpoint_folder(folder) == folder.with_name(".last.previous")
-    save_checkpoint(folder, model, {"progress": {"step": 2}}, {})
+    save_checkpoint(folder, model.state_dict(), {"progress": {"step": 2}}, {})
     assert torch.load(checkpoint_folder(folder) / "state.pt", weights_only=True)["progress"]["step"] == 2
     assert not folder.with_name(".last.previous").exists() and not folder.with_name(".last.writing").exists()
 
@@ -76,3 +76,19 @@ def test_resume_of_a_run_killed_before_its_first_checkpoint_starts_it_cleanly(ta
     run_cli("train", "--resume", tmp_path / "early")
     a, b = weights(tmp_path / "whole"), weights(tmp_path / "early")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_background_writer_saves_the_state_at_the_moment_of_the_call(tmp_path):
+    from plait.training.checkpoint import CheckpointWriter, load_state, load_weights
+
+    model = torch.nn.Linear(3, 3)
+    expected = {k: v.clone() for k, v in model.state_dict().items()}
+    writer = CheckpointWriter()
+    writer.save(tmp_path / "last", model, {"progress": {"step": 7}, "moments": model.weight.data}, {})
+    with torch.no_grad():
+        model.weight.add_(1.0)  # training goes on while the file is written
+    writer.wait()
+    fresh = torch.nn.Linear(3, 3)
+    load_weights(tmp_path / "last", fresh)
+    assert all(torch.equal(fresh.state_dict()[k], expected[k]) for k in expected)
+    assert torch.equal(load_state(tmp_path / "last")["moments"], expected["weight"])

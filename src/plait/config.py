@@ -111,7 +111,7 @@ class TrainConfig(Section):
     monitor: str = Field("auto", description="Metric that picks the best checkpoint, drives `plateau` and early stopping, e.g. `validation.label.accuracy`. `auto`: `validation.loss`.")
     monitor_mode: Literal["auto", "min", "max"] = Field("auto", description="Whether a lower or higher monitored value is better; `auto` infers it from the metric's name.")
     early_stopping_patience: int | None = Field(None, ge=1, description="Stop after this many validations without improvement of the monitored metric.")
-    log_every_steps: int = Field(10, ge=1, description="Write training loss and rate to metrics.jsonl and TensorBoard every this many steps.")
+    log_every_steps: int = Field(50, ge=1, description="Write training loss and rate to metrics.jsonl and TensorBoard every this many steps.")
 
 
 class Config(Section):

@@ -16,7 +16,7 @@ def new_progress() -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
-        console=console, transient=True, disable=not console.is_terminal,
+        console=console, transient=True, disable=not console.is_terminal, refresh_per_second=4,
     )
 
 

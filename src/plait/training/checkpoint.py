@@ -10,6 +10,7 @@ import json
 import os
 import random
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -43,14 +44,55 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(folder: Path, model: torch.nn.Module, state: dict, preprocessing: dict) -> None:
+def snapshot(tree):
+    """A copy of every tensor in a nested dict/list (on the CPU), so later training steps cannot change it."""
+    if isinstance(tree, torch.Tensor):
+        return tree.detach().to("cpu", copy=True)
+    if isinstance(tree, dict):
+        return {key: snapshot(value) for key, value in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(snapshot(value) for value in tree)
+    return tree
+
+
+class CheckpointWriter:
+    """Writes checkpoints on a background thread so training never waits on the disk.
+
+    The state is snapshotted when `save` is called, so what lands on disk is exactly the state at that
+    instant; one write runs at a time, and `wait` (called at the end of training) surfaces any error."""
+
+    def __init__(self):
+        self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    def save(self, folder: Path, model: torch.nn.Module, state: dict, preprocessing: dict) -> None:
+        weights, state = snapshot(model.state_dict()), snapshot(state)
+        self.wait()
+        self.thread = threading.Thread(target=self._write, args=(folder, weights, state, preprocessing), name="plait-checkpoint")
+        self.thread.start()
+
+    def _write(self, folder, weights, state, preprocessing) -> None:
+        try:
+            save_checkpoint(folder, weights, state, preprocessing)
+        except BaseException as error:  # re-raised on the training thread by `wait`
+            self.error = error
+
+    def wait(self) -> None:
+        if self.thread is not None:
+            self.thread.join()
+            self.thread = None
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise PlaitError(f"writing a checkpoint failed: {error}") from error
+
+
+def save_checkpoint(folder: Path, weights: dict[str, torch.Tensor], state: dict, preprocessing: dict) -> None:
     folder = Path(folder)
     staging = folder.with_name(f".{folder.name}.writing")
     previous = folder.with_name(f".{folder.name}.previous")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    weights = {name: tensor.detach().contiguous().cpu() for name, tensor in model.state_dict().items()}
-    save_file(weights, staging / "model.safetensors")
+    save_file({name: tensor.contiguous() for name, tensor in weights.items()}, staging / "model.safetensors")
     torch.save(state, staging / "state.pt")
     (staging / "preprocessing.json").write_text(json.dumps(preprocessing), encoding="utf-8")
     for path in staging.iterdir():

@@ -18,7 +18,7 @@ from plait.console import new_progress, say
 from plait.data.dataset import EncodedSplit, prepare_inputs, to_device
 from plait.errors import PlaitError
 from plait.evaluation.evaluate import evaluate_split
-from plait.training.checkpoint import load_state, load_weights, rng_state, save_checkpoint, set_rng_state
+from plait.training.checkpoint import CheckpointWriter, load_state, load_weights, rng_state, set_rng_state
 from plait.training.optim import Schedule, build_optimizer
 
 HIGHER_IS_BETTER = ("accuracy", "f1", "r2", "spearman", "pearson", "precision", "recall", "map", "bleu", "cider")
@@ -29,6 +29,8 @@ class Progress:
     epoch: int = 0  # epochs completed
     step: int = 0  # optimizer steps completed
     batch_in_epoch: int = 0  # micro-batches of the current epoch already trained on
+    epoch_loss_sum: float = 0.0  # loss × rows over the current epoch's steps so far
+    epoch_rows: int = 0
     best: float | None = None  # best monitored value so far
     validations_without_improvement: int = 0
     stopped_early: bool = False
@@ -69,18 +71,23 @@ class Trainer:
         self.schedule = Schedule(self.optimizer, config.scheduler, self.steps_per_epoch * config.epochs, self.mode)
         self.progress = Progress()
         self.last_monitored = ""  # shown in the progress bar
+        self.pending: list[tuple[torch.Tensor, int]] = []
+        self.writer = CheckpointWriter()  # (loss, rows) of steps not yet folded into Progress
 
     # ── the loop ──────────────────────────────────────────────────────────────────────────────────
     def fit(self) -> Progress:
         with new_progress() as bar:
             self.bar = bar
             self.bar_task = bar.add_task("training", total=self.steps_per_epoch * self.config.epochs, completed=self.progress.step, info="")
-            while self.progress.epoch < self.config.epochs and not self.progress.stopped_early:
-                epoch_loss = self.train_epoch()
-                if self.is_validation_epoch():
-                    self.validate(epoch_loss)
-                self.schedule.after_epoch()
-                self.save("last")
+            try:
+                while self.progress.epoch < self.config.epochs and not self.progress.stopped_early:
+                    epoch_loss = self.train_epoch()
+                    if self.is_validation_epoch():
+                        self.validate(epoch_loss)
+                    self.schedule.after_epoch()
+                    self.save("last")
+            finally:
+                self.writer.wait()
         if self.progress.stopped_early:
             say(f"early stop after epoch {self.progress.epoch}: {self.monitor} did not improve for {self.config.early_stopping_patience} validations")
         return self.progress
@@ -89,40 +96,38 @@ class Trainer:
         progress, config = self.progress, self.config
         micro_batches = epoch_order(len(self.train_split), config.seed, progress.epoch).split(config.batch_size)
         self.model.train()
-        epoch_loss, epoch_rows = torch.zeros(()), 0
-        window_loss, window_steps, window_rows, window_start = torch.zeros(()), 0, 0, time.perf_counter()
+        window_start = time.perf_counter()
         for start in range(progress.batch_in_epoch, len(micro_batches), config.grad_accum_steps):
             group = micro_batches[start:start + config.grad_accum_steps]
-            rows = sum(len(indices) for indices in group)
-            loss = self.train_step(group, rows)
+            self.pending.append((self.train_step(group), sum(len(indices) for indices in group)))
             progress.step += 1
             progress.batch_in_epoch = start + len(group)
-            epoch_loss, epoch_rows = epoch_loss + loss * rows, epoch_rows + rows
-            window_loss, window_steps, window_rows = window_loss + loss, window_steps + 1, window_rows + rows
             if progress.step % config.log_every_steps == 0:
-                seconds = time.perf_counter() - window_start
-                self.log_training(float(window_loss) / window_steps, window_rows / max(seconds, 1e-9))
-                window_loss, window_steps, window_rows, window_start = torch.zeros(()), 0, 0, time.perf_counter()
+                self.log_training(time.perf_counter() - window_start)
+                window_start = time.perf_counter()
             self.bar.advance(self.bar_task)
             if config.checkpoint_every_steps and progress.step % config.checkpoint_every_steps == 0:
                 self.save("last")
+        self.fold_pending()
+        mean_loss = progress.epoch_loss_sum / max(progress.epoch_rows, 1)
+        if progress.epoch_rows:
+            self.tracker.log(progress.step, {"train.epoch_loss": mean_loss}, epoch=progress.epoch + 1)
         progress.epoch += 1
-        progress.batch_in_epoch = 0
-        mean_loss = float(epoch_loss) / max(epoch_rows, 1)
-        if epoch_rows:
-            self.tracker.log(progress.step, {"train.epoch_loss": mean_loss}, epoch=progress.epoch)
+        progress.batch_in_epoch, progress.epoch_loss_sum, progress.epoch_rows = 0, 0.0, 0
         return mean_loss
 
-    def train_step(self, group: list[torch.Tensor], rows: int) -> torch.Tensor:
+    def train_step(self, group: list[torch.Tensor]) -> torch.Tensor:
         """One optimizer step over one or more micro-batches (gradient accumulation); returns the mean loss."""
-        step_loss = torch.zeros(())
+        rows = sum(len(indices) for indices in group)
+        step_loss = None
         for indices in group:
             batch = to_device(self.train_split.batch(indices), self.device)
             outputs = self.model(prepare_inputs(self.features, batch["inputs"], training=True))
             loss = self.total_loss(outputs, batch["targets"])
-            share = len(indices) / rows
-            (loss * share).backward()
-            step_loss += loss.detach().cpu() * share
+            if len(group) > 1:
+                loss = loss * (len(indices) / rows)
+            loss.backward()
+            step_loss = loss.detach() if step_loss is None else step_loss + loss.detach()
         if self.config.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.optimizer.step()
@@ -131,7 +136,25 @@ class Trainer:
         return step_loss
 
     def total_loss(self, outputs: dict, targets: dict) -> torch.Tensor:
-        return sum(task.spec.loss_weight * task.loss(outputs[name], targets[name]) for name, task in self.tasks.items())
+        total = None
+        for name, task in self.tasks.items():
+            loss = task.loss(outputs[name], targets[name])
+            if task.spec.loss_weight != 1.0:
+                loss = task.spec.loss_weight * loss
+            total = loss if total is None else total + loss
+        return total
+
+    def fold_pending(self) -> tuple[float, int]:
+        """Move the per-step losses (kept as tensors so steps never wait on a sync) into the epoch totals;
+        returns the mean loss and row count of the steps folded."""
+        if not self.pending:
+            return 0.0, 0
+        losses = torch.stack([loss for loss, _ in self.pending]).double().cpu()
+        rows = torch.tensor([n for _, n in self.pending], dtype=torch.float64)
+        self.pending = []
+        self.progress.epoch_loss_sum += float((losses * rows).sum())
+        self.progress.epoch_rows += int(rows.sum())
+        return float(losses.mean()), int(rows.sum())
 
     # ── validation, best checkpoint, early stopping ───────────────────────────────────────────────
     def is_validation_epoch(self) -> bool:
@@ -162,20 +185,23 @@ class Trainer:
         shown = "  ".join(f"{k} {v:.4f}" for k, v in values.items() if k.count(".") <= 1 or k == self.monitor)
         say(f"epoch {progress.epoch}/{self.config.epochs}  {shown}{'  (best)' if improved else ''}")
 
-    def log_training(self, loss: float, samples_per_second: float) -> None:
+    def log_training(self, seconds: float) -> None:
+        loss, rows = self.fold_pending()
+        samples_per_second = rows / max(seconds, 1e-9)
         lr = self.optimizer.param_groups[0]["lr"]
         self.tracker.log(self.progress.step, {"train.loss": loss, "lr": lr, "samples_per_s": samples_per_second}, epoch=self.progress.epoch)
         self.bar.update(self.bar_task, info=f"loss {loss:.4f}  lr {lr:.2e}  {samples_per_second:,.0f} samples/s{self.last_monitored}")
 
     # ── checkpoints ───────────────────────────────────────────────────────────────────────────────
     def save(self, which: str) -> None:
+        self.fold_pending()
         state = {
             "progress": asdict(self.progress),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.schedule.state_dict(),
             "rng": rng_state(),
         }
-        save_checkpoint(self.run_dir / "checkpoints" / which, self.model, state, self.preprocessing)
+        self.writer.save(self.run_dir / "checkpoints" / which, self.model, state, self.preprocessing)
 
     def restore(self, folder: Path) -> None:
         """Continue from a checkpoint: weights, optimizer, scheduler, counters, then the RNG states last."""
