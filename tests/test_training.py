@@ -112,3 +112,15 @@ def test_frozen_encoder_is_counted_as_frozen_and_never_changes(tabular, tmp_path
     preprocessor.load_state_dict(json.loads((run / "checkpoints/last/preprocessing.json").read_text()))
     initial = MultimodalModel(validate(config), preprocessor.features, preprocessor.tasks).state_dict()["encoders.colour.embedding.weight"]
     assert torch.equal(trained, initial)
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "parquet"])
+def test_trains_from_jsonl_and_parquet_tables(tmp_path, suffix):
+    from tests.conftest import tabular_rows
+
+    frame = tabular_rows(160)
+    table = tmp_path / f"table.{suffix}"
+    frame.to_json(table, orient="records", lines=True) if suffix == "jsonl" else frame.to_parquet(table)
+    run = api.train(validate(tabular_config(table, epochs=1)), run_dir=tmp_path / "run")
+    metrics = json.loads((run / "evaluation" / "test.json").read_text())
+    assert "label.accuracy" in metrics and "target.rmse" in metrics
