@@ -71,8 +71,8 @@ class Trainer:
         self.schedule = Schedule(self.optimizer, config.scheduler, self.steps_per_epoch * config.epochs, self.mode)
         self.progress = Progress()
         self.last_monitored = ""  # shown in the progress bar
-        self.pending: list[tuple[torch.Tensor, int]] = []
-        self.writer = CheckpointWriter()  # (loss, rows) of steps not yet folded into Progress
+        self.pending: list[tuple[torch.Tensor, int]] = []  # (loss, rows) of steps not yet folded into Progress
+        self.writer = CheckpointWriter()
 
     # ── the loop ──────────────────────────────────────────────────────────────────────────────────
     def fit(self) -> Progress:
@@ -99,7 +99,8 @@ class Trainer:
         window_start = time.perf_counter()
         for start in range(progress.batch_in_epoch, len(micro_batches), config.grad_accum_steps):
             group = micro_batches[start:start + config.grad_accum_steps]
-            self.pending.append((self.train_step(group), sum(len(indices) for indices in group)))
+            rows = sum(len(indices) for indices in group)
+            self.pending.append((self.train_step(group, rows), rows))
             progress.step += 1
             progress.batch_in_epoch = start + len(group)
             if progress.step % config.log_every_steps == 0:
@@ -116,9 +117,9 @@ class Trainer:
         progress.batch_in_epoch, progress.epoch_loss_sum, progress.epoch_rows = 0, 0.0, 0
         return mean_loss
 
-    def train_step(self, group: list[torch.Tensor]) -> torch.Tensor:
-        """One optimizer step over one or more micro-batches (gradient accumulation); returns the mean loss."""
-        rows = sum(len(indices) for indices in group)
+    def train_step(self, group: list[torch.Tensor], rows: int) -> torch.Tensor:
+        """One optimizer step over one or more micro-batches (gradient accumulation) of `rows` rows in all;
+        returns the mean loss, as a tensor (reading it would make every step wait for the device)."""
         step_loss = None
         for indices in group:
             batch = to_device(self.train_split.batch(indices), self.device)
