@@ -3,7 +3,6 @@
 import json
 
 import pandas as pd
-import pytest
 import yaml
 
 from tests.conftest import run_cli, tabular_config, tabular_rows

@@ -29,6 +29,8 @@ def _has_checkpoint(folder: Path) -> bool:
 def train(config: str | Path | Config | None = None, run_dir: str | Path | None = None, overrides: list[str] = (),
           resume: str | Path | None = None) -> Path:
     """Train from a config (path or Config) into a new run folder, or continue the run folder `resume`."""
+    if (config is None) == (resume is None):
+        raise PlaitError("give a config to start a run, or a run folder to resume (`--resume DIR`)")
     if resume is not None:
         run_dir = Path(resume)
         config = load_config(run_dir / "config.yaml")

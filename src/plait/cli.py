@@ -24,8 +24,6 @@ def train(
     """Train a model; prints progress and ends with the run folder."""
     from plait import api
 
-    if (config is None) == (resume is None):
-        raise PlaitError("give a CONFIG to start a run, or --resume DIR to continue one")
     folder = api.train(config, run_dir=run_dir, overrides=set_, resume=resume)
     typer.echo(str(folder))
 

@@ -103,7 +103,8 @@ def format_validation_error(error: ValidationError, raw: Any) -> list[str]:
             tags = [t.strip(" '\"") for t in str(ctx.get("expected_tags", "")).split(",")]
             hint = nearest(ctx.get("tag"), tags)
             suggestion = f"did you mean {hint}?" if hint else f"choose one of {', '.join(tags)}"
-            lines.append(f"{prefix}{ctx.get('discriminator', '').strip(chr(39))}: unknown value {ctx.get('tag')!r}; {suggestion}")
+            key = str(ctx.get("discriminator", "")).strip("'")
+            lines.append(f"{prefix}{key}: unknown value {ctx.get('tag')!r}; {suggestion}")
         elif item["type"] == "missing":
             lines.append(f"{path}: required key is missing")
         else:

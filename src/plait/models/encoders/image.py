@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
 from pydantic import Field, PositiveInt, ValidationInfo, field_validator
 from torch import nn
 
