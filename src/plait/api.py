@@ -11,19 +11,11 @@ from plait.errors import PlaitError
 from plait.evaluation.evaluate import evaluate_split
 from plait.evaluation.plots import history_plots
 from plait.models.model import MultimodalModel, parameter_table
-from plait.runs import (configure_torch, encode_split, load_run, make_preprocessor, new_run_dir, nonempty_splits,
-                        read_data, write_json)
-from plait.training.checkpoint import checkpoint_folder, load_preprocessing, load_state
+from plait.runs import (TrainedRun, chosen_checkpoint, configure_torch, encode_split, load_run, make_preprocessor,
+                        new_run_dir, nonempty_splits, read_data, write_json)
+from plait.training.checkpoint import has_checkpoint, load_preprocessing, load_state, load_weights
 from plait.training.tracking import Tracker, read_metrics
 from plait.training.trainer import Trainer
-
-
-def _has_checkpoint(folder: Path) -> bool:
-    try:
-        checkpoint_folder(folder)
-        return True
-    except PlaitError:
-        return False
 
 
 def train(config: str | Path | Config | None = None, run_dir: str | Path | None = None, overrides: list[str] = (),
@@ -40,18 +32,18 @@ def train(config: str | Path | Config | None = None, run_dir: str | Path | None 
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, run_dir / "config.yaml")
     last = run_dir / "checkpoints" / "last"
-    resuming = resume is not None and _has_checkpoint(last)
+    resuming = resume is not None and has_checkpoint(last)
     say(f"run folder: {run_dir}  (config {config_hash(config)}{', resuming' if resuming else ''})")
 
     device = configure_torch(config.train)
     preprocessor = make_preprocessor(config)
     data = read_data(config, preprocessor)
+    if not (data.split_of_row == "train").any():
+        raise PlaitError(f"{data.source}: no row is in the training split")
     if resuming:
         preprocessor.load_state_dict(load_preprocessing(last))
     else:
         preprocessor.fit(data.rows("train"))
-    if not (data.split_of_row == "train").any():
-        raise PlaitError(f"{data.source}: no row is in the training split")
     splits = {name: encode_split(data, preprocessor, name, config.data.on_bad_sample) for name in nonempty_splits(data)}
     skipped = write_skipped(list(splits.values()), run_dir / "skipped.jsonl")
     if skipped:
@@ -69,14 +61,15 @@ def train(config: str | Path | Config | None = None, run_dir: str | Path | None 
         trainer.fit()
     finally:
         tracker.close()
-    finish(run_dir, splits)
+    load_weights(chosen_checkpoint(run_dir, "best"), model)
+    finish(TrainedRun(run_dir, config, preprocessor, model, device), splits)
     say(f"done: {run_dir}")
     return run_dir
 
 
-def finish(run_dir: Path, splits: dict) -> None:
-    """With the best weights: evaluate validation and test, write evaluation/<split>.json and the plots."""
-    run = load_run(run_dir, "best")
+def finish(run: TrainedRun, splits: dict) -> None:
+    """With the best weights loaded: evaluate validation and test, write evaluation/<split>.json and the plots."""
+    run_dir = run.folder
     plots = run_dir / "plots"
     history_plots(read_metrics(run_dir), str(plots))
     for name in ("validation", "test"):
@@ -89,17 +82,22 @@ def finish(run_dir: Path, splits: dict) -> None:
 
 
 def _evaluate_encoded(run, split, drop=frozenset()):
-    batch_size = run.config.train.eval_batch_size or run.config.train.batch_size
-    return evaluate_split(run.model, run.preprocessor.features, run.preprocessor.tasks, split, batch_size, run.device, drop)
+    return evaluate_split(run.model, run.preprocessor.features, run.preprocessor.tasks, split,
+                          run.config.train.evaluation_batch_size, run.device, drop)
 
 
-def evaluate(run_dir: str | Path, split: str = "test", which: str = "best") -> dict:
-    """Metrics of a trained run on one split; also written to `evaluation/<split>.json`."""
+def _load_split(run_dir: str | Path, split: str, which: str = "best"):
+    """A trained run and one split of its table, encoded with the run's preprocessing."""
     run = load_run(run_dir, which)
     data = read_data(run.config, run.preprocessor)
     if not (data.split_of_row == split).any():
         raise PlaitError(f"{data.source}: no rows in split {split!r}")
-    encoded = encode_split(data, run.preprocessor, split, run.config.data.on_bad_sample)
+    return run, encode_split(data, run.preprocessor, split, run.config.data.on_bad_sample)
+
+
+def evaluate(run_dir: str | Path, split: str = "test", which: str = "best") -> dict:
+    """Metrics of a trained run on one split; also written to `evaluation/<split>.json`."""
+    run, encoded = _load_split(run_dir, split, which)
     metrics, _ = _evaluate_encoded(run, encoded)
     write_json(Path(run_dir) / "evaluation" / f"{split}.json", metrics)
     return metrics
@@ -109,9 +107,7 @@ def input_ablation(run_dir: str | Path, split: str = "test") -> dict[str, dict]:
     """Metrics with all inputs (`fused`), with each input left out (`without X`), and with one kept (`only X`).
 
     A left-out input takes the missing-value path (its learned 'missing' vector), not zeros."""
-    run = load_run(run_dir)
-    data = read_data(run.config, run.preprocessor)
-    encoded = encode_split(data, run.preprocessor, split, run.config.data.on_bad_sample)
+    run, encoded = _load_split(run_dir, split)
     names = list(run.preprocessor.features)
     results = {"fused": _evaluate_encoded(run, encoded)[0]}
     for name in names:

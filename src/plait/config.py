@@ -113,6 +113,10 @@ class TrainConfig(Section):
     early_stopping_patience: int | None = Field(None, ge=1, description="Stop after this many validations without improvement of the monitored metric.")
     log_every_steps: int = Field(50, ge=1, description="Write training loss and rate to metrics.jsonl and TensorBoard every this many steps.")
 
+    @property
+    def evaluation_batch_size(self) -> int:
+        return self.eval_batch_size or self.batch_size
+
 
 class Config(Section):
     name: str = Field("run", description="Name of the experiment; run folders are called NAME-TIMESTAMP.")

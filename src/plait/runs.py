@@ -18,7 +18,7 @@ from plait.data.dataset import EncodedSplit, Preprocessor
 from plait.data.tables import SPLITS, assign_splits, read_table, require_columns, resolve_root
 from plait.errors import PlaitError
 from plait.models.model import MultimodalModel
-from plait.training.checkpoint import checkpoint_folder, load_preprocessing, load_weights
+from plait.training.checkpoint import has_checkpoint, load_preprocessing, load_weights
 
 
 def new_run_dir(config: Config, parent: str | Path = "runs") -> Path:
@@ -52,7 +52,6 @@ class Data:
     table: pd.DataFrame
     split_of_row: pd.Series
     source: str
-    root: str
 
     def rows(self, split: str) -> pd.DataFrame:
         return self.table[self.split_of_row == split]
@@ -62,7 +61,7 @@ def read_data(config: Config, preprocessor: Preprocessor) -> Data:
     source = config.data.table
     table = read_table(source, config.data.format, config.data.csv_separator)
     require_columns(table, preprocessor.required_columns(), source)
-    return Data(table, assign_splits(table, config.data.split, source), source, resolve_root(source, config.data.root))
+    return Data(table, assign_splits(table, config.data.split, source), source)
 
 
 def encode_split(data: Data, preprocessor: Preprocessor, split: str, on_bad_sample: str) -> EncodedSplit:
@@ -86,16 +85,18 @@ class TrainedRun:
     device: torch.device
 
 
+def chosen_checkpoint(folder: Path, which: str) -> Path:
+    """`checkpoints/WHICH`, or `checkpoints/last` when the run has no such checkpoint (e.g. no best yet)."""
+    wanted = Path(folder) / "checkpoints" / which
+    return wanted if has_checkpoint(wanted) else Path(folder) / "checkpoints" / "last"
+
+
 def load_run(folder: str | Path, which: str = "best") -> TrainedRun:
     folder = Path(folder)
     if not (folder / "config.yaml").is_file():
         raise PlaitError(f"{folder}: not a plait run folder (no config.yaml)")
     config = load_config(folder / "config.yaml")
-    checkpoint = folder / "checkpoints" / which
-    try:
-        checkpoint_folder(checkpoint)
-    except PlaitError:
-        checkpoint = folder / "checkpoints" / "last"
+    checkpoint = chosen_checkpoint(folder, which)
     device = configure_torch(config.train)
     preprocessor = make_preprocessor(config)
     preprocessor.load_state_dict(load_preprocessing(checkpoint))

@@ -57,9 +57,11 @@ class Preprocessor:
     def columns(self) -> dict[str, Column]:
         return {**self.features, **self.tasks}
 
-    def required_columns(self) -> dict[str, str]:
+    def required_columns(self, with_targets: bool = True) -> dict[str, str]:
+        """Table column → who needs it (`input photo`), for naming a missing column."""
         needed = {c.spec.column: f"input {n}" for n, c in self.features.items()}
-        needed.update({c.spec.column: f"output {n}" for n, c in self.tasks.items()})
+        if with_targets:
+            needed.update({c.spec.column: f"output {n}" for n, c in self.tasks.items()})
         return needed
 
     def fit(self, train: pd.DataFrame) -> None:
@@ -91,7 +93,8 @@ class Preprocessor:
         for position, record in enumerate(progress_bar(records, f"encoding {split}", total=len(records))):
             row = row_numbers[position]
             for name, column in columns.items():
-                encoded[name].append(self._encode_cell(name, record[column.spec.column], row, source, on_bad_sample, bad))
+                cell = self._encode_cell(column, name in self.tasks, record[column.spec.column], row, source, on_bad_sample, bad)
+                encoded[name].append(cell)
         keep = [i for i, row in enumerate(row_numbers) if row not in bad]
         stacked = {name: column.stack([encoded[name][i] for i in keep]) for name, column in columns.items()}
         return EncodedSplit(
@@ -102,11 +105,11 @@ class Preprocessor:
             skipped=sorted(bad.values(), key=lambda s: s.row),
         )
 
-    def _encode_cell(self, name, value, row, source, on_bad_sample, bad):
-        column = self.columns[name]
+    @staticmethod
+    def _encode_cell(column, is_target, value, row, source, on_bad_sample, bad):
         try:
             if is_missing(value):
-                if name in self.tasks or column.spec.missing == "mask":
+                if is_target or column.spec.missing == "mask":
                     return None  # a masked input, or a target left out of this output's loss
                 raise BadSample("empty cell")
             return column.encode(value)

@@ -14,12 +14,10 @@ from plait.runs import TrainedRun
 
 def predict_table(run: TrainedRun, table: pd.DataFrame, source: str, on_bad_sample: str | None = None) -> pd.DataFrame:
     """`row` (position in the input), then per output `NAME_pred` (and `NAME_prob_LABEL` for categories)."""
-    features = run.preprocessor.features
-    require_columns(table, {f.spec.column: f"input {n}" for n, f in features.items()}, source)
+    require_columns(table, run.preprocessor.required_columns(with_targets=False), source)
     policy = on_bad_sample or run.config.data.on_bad_sample
     encoded = run.preprocessor.encode(table, "predict", source, policy, with_targets=False)
-    batch_size = run.config.train.eval_batch_size or run.config.train.batch_size
-    predictions = predict_split(run.model, features, encoded, batch_size, run.device)
+    predictions = predict_split(run.model, run.preprocessor.features, encoded, run.config.train.evaluation_batch_size, run.device)
     columns: dict[str, list] = {"row": encoded.rows}
     for name, task in run.preprocessor.tasks.items():
         columns.update(task.decode(predictions[name]))

@@ -116,6 +116,14 @@ def checkpoint_folder(folder: Path) -> Path:
     raise PlaitError(f"{folder}: no checkpoint here")
 
 
+def has_checkpoint(folder: Path) -> bool:
+    try:
+        checkpoint_folder(folder)
+        return True
+    except PlaitError:
+        return False
+
+
 def load_preprocessing(folder: Path) -> dict:
     return json.loads((checkpoint_folder(folder) / "preprocessing.json").read_text(encoding="utf-8"))
 

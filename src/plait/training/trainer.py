@@ -166,8 +166,8 @@ class Trainer:
         progress = self.progress
         values = {"train.loss": epoch_loss}
         if self.has_validation:
-            batch_size = self.config.eval_batch_size or self.config.batch_size
-            metrics, _ = evaluate_split(self.model, self.features, self.tasks, self.validation_split, batch_size, self.device)
+            metrics, _ = evaluate_split(self.model, self.features, self.tasks, self.validation_split,
+                                        self.config.evaluation_batch_size, self.device)
             values.update({f"validation.{key}": value for key, value in metrics.items()})
             self.tracker.log(progress.step, {k: v for k, v in values.items() if k != "train.loss"}, epoch=progress.epoch)
         if self.monitor not in values:
