@@ -1,4 +1,4 @@
-"""The two errors plait raises on purpose; the CLI prints them without a traceback."""
+"""The errors plait raises on purpose; the CLI prints them without a traceback."""
 
 
 class PlaitError(Exception):
@@ -7,3 +7,8 @@ class PlaitError(Exception):
 
 class BadSample(Exception):
     """One cell of one row cannot be used; the dataset adds the file, row and column and applies the policy."""
+
+
+class MissingValue(Exception):
+    """A cell that is present but holds nothing usable (a clip with no audio track, silence): the dataset treats
+    it exactly like an empty cell, under the input's `missing` policy."""

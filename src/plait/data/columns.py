@@ -37,19 +37,27 @@ class Column:
     def load_state_dict(self, state: dict) -> None:
         """Restore what `fit` learned."""
 
-    def encode(self, value: Any) -> torch.Tensor:
-        """One non-missing cell → tensor. Raise `BadSample(reason)` when the cell cannot be used."""
+    def encode(self, value: Any) -> torch.Tensor | dict[str, torch.Tensor]:
+        """One non-missing cell → a tensor, or a dict of tensors (e.g. frames and their count). Raise
+        `BadSample(reason)` when the cell cannot be used, `MissingValue` when it holds nothing (a silent clip)."""
         raise NotImplementedError
 
-    def empty(self) -> torch.Tensor:
-        """Placeholder for a missing cell; must have the shape and dtype `encode` returns."""
+    def empty(self) -> torch.Tensor | dict[str, torch.Tensor]:
+        """Placeholder for a missing cell; must have the shapes and dtypes `encode` returns."""
         raise NotImplementedError
 
-    def stack(self, values: list[torch.Tensor | None]) -> dict[str, torch.Tensor]:
-        """Encoded cells of many rows (None = missing) → `{"value": [N, ...], "present": bool[N]}`."""
+    def stack(self, values: list) -> dict[str, torch.Tensor]:
+        """Encoded cells of many rows (None = missing) → `{"value": [N, ...], "present": bool[N]}`; a cell that is a
+        dict of tensors stacks key by key (`{"value": ..., "length": ..., "present": ...}`)."""
         present = torch.tensor([v is not None for v in values], dtype=torch.bool)
         template = next((v for v in values if v is not None), None)
         if template is None:
             template = self.empty()
-        filler = torch.zeros_like(template)
-        return {"value": torch.stack([filler if v is None else v for v in values]), "present": present}
+        if not isinstance(template, dict):
+            filler = torch.zeros_like(template)
+            return {"value": torch.stack([filler if v is None else v for v in values]), "present": present}
+        stacked = {}
+        for key, like in template.items():
+            filler = torch.zeros_like(like)
+            stacked[key] = torch.stack([filler if v is None else v[key] for v in values])
+        return {**stacked, "present": present}

@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from plait.data.columns import Column, is_missing
-from plait.errors import BadSample, PlaitError
+from plait.errors import BadSample, MissingValue, PlaitError
 from plait.registry import FEATURES, TASKS
 from plait.console import progress_bar
 
@@ -109,10 +109,11 @@ class Preprocessor:
     def _encode_cell(column, is_target, value, row, source, on_bad_sample, bad):
         try:
             if is_missing(value):
-                if is_target or column.spec.missing == "mask":
-                    return None  # a masked input, or a target left out of this output's loss
-                raise BadSample("empty cell")
-            return column.encode(value)
+                return Preprocessor._missing(column, is_target, "empty cell")
+            try:
+                return column.encode(value)
+            except MissingValue as nothing:
+                return Preprocessor._missing(column, is_target, str(nothing) or "no usable value")
         except BadSample as problem:
             if on_bad_sample == "error":
                 raise PlaitError(
@@ -121,6 +122,13 @@ class Preprocessor:
                 ) from None
             bad.setdefault(row, SkippedRow(row, column.spec.column, str(problem)))
             return None
+
+
+    @staticmethod
+    def _missing(column, is_target: bool, reason: str):
+        if is_target or column.spec.missing == "mask":
+            return None  # a masked input, or a target left out of this output's loss
+        raise BadSample(reason)
 
 
 def write_skipped(splits: list[EncodedSplit], path: Path) -> int:

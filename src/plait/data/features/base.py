@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import ClassVar
 
 from plait.data.columns import Column
@@ -20,3 +21,15 @@ class FeatureType(Column):
     def prepare(self, batch: dict, training: bool) -> dict:
         """Runs on the device on a whole batch: normalisation, and augmentation when `training` is true."""
         return batch
+
+
+class FileFeature(FeatureType):
+    """A modality whose cells are file paths (image, video, audio): local, relative to the data root, or any
+    fsspec URL such as `s3://`."""
+
+    def locate(self, value) -> str:
+        """A cell → the path or URL to open: relative paths resolve against the data root."""
+        path = os.path.expanduser(str(value).strip())
+        if "://" in path or os.path.isabs(path):
+            return path
+        return os.path.join(self.base_dir, path)

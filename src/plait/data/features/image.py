@@ -8,7 +8,6 @@ Encoders read the fitted feature's `channels` (3 or 1) and `size` (height, width
 
 from __future__ import annotations
 
-import os
 from typing import Literal
 
 import fsspec
@@ -17,7 +16,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from pydantic import Field, PositiveFloat, ValidationInfo, field_validator
 
-from plait.data.features.base import FeatureType
+from plait.data.features.base import FileFeature
 from plait.errors import BadSample
 from plait.registry import FEATURES
 from plait.schema import InputBase, Section
@@ -101,7 +100,7 @@ def short_reason(error: Exception) -> str:
 
 
 @FEATURES.register("image")
-class ImageFeature(FeatureType):
+class ImageFeature(FileFeature):
     Settings = ImageSettings
     default_encoder = "cnn"
 
@@ -110,13 +109,6 @@ class ImageFeature(FeatureType):
         self.channels = 3 if spec.mode == "RGB" else 1
         self.size: tuple[int, int] = (spec.size, spec.size) if isinstance(spec.size, int) else tuple(spec.size)
         self._augment = None  # the kornia pipeline, built on first use
-
-    def locate(self, value) -> str:
-        """A cell → the path or URL to open: relative paths resolve against the data root."""
-        path = os.path.expanduser(str(value).strip())
-        if "://" in path or os.path.isabs(path):
-            return path
-        return os.path.join(self.base_dir, path)
 
     def encode(self, value):
         path = self.locate(value)
