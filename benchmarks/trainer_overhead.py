@@ -178,7 +178,7 @@ def main() -> None:
         preprocessor = make_preprocessor(config)
         data = read_data(config, preprocessor)
         preprocessor.fit(data.rows("train"))
-        splits = {name: encode_split(data, preprocessor, name, "error") for name in ("train", "validation")}
+        splits = {name: encode_split(data, preprocessor, name, config) for name in ("train", "validation")}
         features, tasks = preprocessor.features, preprocessor.tasks
 
         model = MultimodalModel(config, features, tasks).to(device)

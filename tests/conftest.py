@@ -15,6 +15,12 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own preprocessing cache folder (subprocesses inherit it), never ~/.cache/plait."""
+    monkeypatch.setenv("PLAIT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
 def run_cli(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
     """`plait ARGS` in a fresh interpreter, as a user would run it."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

@@ -10,8 +10,10 @@ from plait.data.dataset import write_skipped
 from plait.errors import PlaitError
 from plait.evaluation.evaluate import evaluate_split
 from plait.evaluation.plots import history_plots
+from plait.data.cache import summarise
+from plait.models.frozen import embed_frozen_inputs, embedded_inputs
 from plait.models.model import MultimodalModel, parameter_table
-from plait.runs import (TrainedRun, chosen_checkpoint, configure_torch, encode_split, load_run, make_preprocessor,
+from plait.runs import (TrainedRun, chosen_checkpoint, configure_torch, encode_split, load_run, make_cache, make_preprocessor,
                         new_run_dir, nonempty_splits, read_data, write_json)
 from plait.training.checkpoint import has_checkpoint, load_preprocessing, load_state, load_weights
 from plait.training.tracking import Tracker, read_metrics
@@ -44,7 +46,7 @@ def train(config: str | Path | Config | None = None, run_dir: str | Path | None 
         preprocessor.load_state_dict(load_preprocessing(last))
     else:
         preprocessor.fit(data.rows("train"))
-    splits = {name: encode_split(data, preprocessor, name, config.data.on_bad_sample) for name in nonempty_splits(data)}
+    splits = {name: encode_split(data, preprocessor, name, config) for name in nonempty_splits(data)}
     skipped = write_skipped(list(splits.values()), run_dir / "skipped.jsonl")
     if skipped:
         say(f"[yellow]skipped {skipped} bad rows; see {run_dir / 'skipped.jsonl'}[/yellow]")
@@ -52,6 +54,7 @@ def train(config: str | Path | Config | None = None, run_dir: str | Path | None 
 
     model = MultimodalModel(config, preprocessor.features, preprocessor.tasks).to(device)
     print_table("parameters", ["component", "trainable", "frozen"], parameter_table(model))
+    embed_frozen_inputs(model, preprocessor.features, config, splits, make_cache(config), device)
     tracker = Tracker(run_dir, resume_step=load_state(last)["progress"]["step"] if resuming else None)
     trainer = Trainer(model, preprocessor.features, preprocessor.tasks, splits["train"], splits.get("validation"),
                       config.train, run_dir, preprocessor.state_dict(), device, tracker)
@@ -65,6 +68,25 @@ def train(config: str | Path | Config | None = None, run_dir: str | Path | None 
     finish(TrainedRun(run_dir, config, preprocessor, model, device), splits)
     say(f"done: {run_dir}")
     return run_dir
+
+
+def build_cache(config: str | Path | Config, overrides: list[str] = ()) -> list[dict]:
+    """Decode and store every split's cached inputs (and frozen encoders' embeddings) ahead of training.
+    Returns the cache summary of the namespaces this config uses."""
+    config = config if isinstance(config, Config) else load_config(config, list(overrides))
+    if not config.data.cache:
+        raise PlaitError("data.cache is false in this config: there is no cache to build")
+    device = configure_torch(config.train)
+    preprocessor = make_preprocessor(config)
+    data = read_data(config, preprocessor)
+    preprocessor.fit(data.rows("train"))  # fitted state (e.g. a text vocabulary) is part of a cache key
+    splits = {name: encode_split(data, preprocessor, name, config) for name in nonempty_splits(data)}
+    cache = make_cache(config)
+    if embedded_inputs(config):
+        model = MultimodalModel(config, preprocessor.features, preprocessor.tasks).to(device)
+        embed_frozen_inputs(model, preprocessor.features, config, splits, cache, device)
+    used = {cache.namespace(f) for n, f in preprocessor.features.items() if preprocessor.uses_cache(n)} | set(cache.stores)
+    return [row for row in summarise(cache.folder) if row["namespace"] in used]
 
 
 def finish(run: TrainedRun, splits: dict) -> None:
@@ -92,7 +114,9 @@ def _load_split(run_dir: str | Path, split: str, which: str = "best"):
     data = read_data(run.config, run.preprocessor)
     if not (data.split_of_row == split).any():
         raise PlaitError(f"{data.source}: no rows in split {split!r}")
-    return run, encode_split(data, run.preprocessor, split, run.config.data.on_bad_sample)
+    splits = {split: encode_split(data, run.preprocessor, split, run.config)}
+    embed_frozen_inputs(run.model, run.preprocessor.features, run.config, splits, make_cache(run.config), run.device)
+    return run, splits[split]
 
 
 def evaluate(run_dir: str | Path, split: str = "test", which: str = "best") -> dict:

@@ -66,11 +66,13 @@ class SplitConfig(Section):
 
 
 class DataConfig(Section):
-    table: str = Field(description="The manifest: a .csv, .jsonl or .parquet file, a local path or any fsspec URL (s3://...). Relative to the config file.")
-    format: Literal["auto", "csv", "jsonl", "parquet"] = Field("auto", description="Table format; `auto` goes by the file extension.")
+    table: str = Field(description="The manifest: a .csv, .jsonl or .parquet file (or a MELD folder, see `format`), a local path or any fsspec URL (s3://...). Relative to the config file.")
+    format: Literal["auto", "csv", "jsonl", "parquet", "meld"] = Field("auto", description="Table format; `auto` goes by the file extension. `meld`: `table` is a MELD folder (`{train,dev,test}_sent_emo.csv` and a clip folder per split) or one of its CSVs; rows gain `clip` (the path of `dia{Dialogue_ID}_utt{Utterance_ID}.mp4`) and `split`.")
     csv_separator: str = Field(",", description="Field separator of a CSV table.")
     root: str | None = Field(None, description="Folder that relative file paths in cells resolve against; default: the table's folder.")
     split: SplitConfig = Field(default_factory=SplitConfig, description="How rows are divided into train / validation / test.")
+    cache: bool = Field(True, description="Use the preprocessing cache: decoded and preprocessed cells (frames, spectrograms, resized images) are stored once and memory-mapped by every later run. Which inputs use it: each input's `cache`.")
+    cache_dir: str | None = Field(None, description="Folder of the preprocessing cache; default: $PLAIT_CACHE_DIR, else ~/.cache/plait. Safe to share between concurrent runs.")
     on_bad_sample: Literal["error", "skip"] = Field("error", description="`error`: stop with a message naming the file, row and column. `skip`: leave the row out and list it in `skipped.jsonl`.")
 
 
@@ -89,6 +91,7 @@ class SchedulerConfig(Section):
     gamma: float = Field(0.1, gt=0, description="`step`: factor applied every `step_size` epochs.")
     factor: float = Field(0.1, gt=0, lt=1, description="`plateau`: factor applied when the monitored metric stalls.")
     patience: int = Field(2, ge=0, description="`plateau`: validations without improvement before the rate drops.")
+    monitor: str = Field("auto", description="`plateau`: the metric it watches, e.g. `validation.loss` while the best checkpoint is chosen by `train.monitor`. `auto`: `train.monitor`.")
     warmup_steps: int = Field(0, ge=0, description="`linear_warmup`, `cosine`: steps of linear warm-up from 0 to `lr`.")
     min_lr_ratio: float = Field(0.0, ge=0, le=1, description="`linear_warmup`, `cosine`: final rate as a fraction of `lr`.")
     pct_start: float = Field(0.3, gt=0, lt=1, description="`onecycle`: fraction of the steps spent increasing the rate.")
@@ -132,6 +135,11 @@ class Config(Section):
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise ValueError(f"input and output names must be unique; repeated: {', '.join(repeated)}")
+        for spec in self.inputs:
+            augment = getattr(spec, "augment", None)
+            if spec.encoder.cache_embeddings and augment is not None and augment.active:
+                raise ValueError(f"inputs.{spec.name}: encoder.cache_embeddings computes each row's embedding once, "
+                                 "so it cannot follow random augmentation; turn `augment` off or the cache off")
         return self
 
 

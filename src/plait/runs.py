@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 
 from plait.config import Config, load_config
+from plait.data.cache import FeatureCache
 from plait.data.dataset import EncodedSplit, Preprocessor
 from plait.data.tables import SPLITS, assign_splits, read_table, require_columns, resolve_root
 from plait.errors import PlaitError
@@ -64,10 +65,15 @@ def read_data(config: Config, preprocessor: Preprocessor) -> Data:
     return Data(table, assign_splits(table, config.data.split, source), source)
 
 
-def encode_split(data: Data, preprocessor: Preprocessor, split: str, on_bad_sample: str) -> EncodedSplit:
+def make_cache(config: Config) -> FeatureCache | None:
+    return FeatureCache(config.data.cache_dir) if config.data.cache else None
+
+
+def encode_split(data: Data, preprocessor: Preprocessor, split: str, config: Config) -> EncodedSplit:
     rows = data.rows(split)
     positions = np.flatnonzero((data.split_of_row == split).to_numpy())
-    return preprocessor.encode(rows, split, data.source, on_bad_sample, row_numbers=positions.tolist())
+    return preprocessor.encode(rows, split, data.source, config.data.on_bad_sample, row_numbers=positions.tolist(),
+                               cache=make_cache(config))
 
 
 def make_preprocessor(config: Config) -> Preprocessor:

@@ -48,6 +48,11 @@ class InputBase(Section):
         description="An empty cell: `mask` feeds a learned 'missing' embedding instead of the encoder output; "
         "`error` treats it as a bad sample.",
     )
+    cache: bool | None = Field(
+        None,
+        description="Keep this input's preprocessed cells in the preprocessing cache (`data.cache_dir`). null: on for "
+        "video, audio and image (decoding is the slow part), off for text and tabular inputs.",
+    )
 
 
 class OutputBase(Section):
@@ -62,6 +67,18 @@ class EncoderBase(Section):
     """Keys every encoder shares."""
 
     freeze: bool = Field(False, description="Keep this encoder's weights fixed during training.")
+    cache_embeddings: bool = Field(
+        False,
+        description="With `freeze: true`: compute this encoder's output once per row, keep it in the preprocessing "
+        "cache, and train only the rest of the model (later epochs and runs skip the encoder). Needs the input's "
+        "augmentation off.",
+    )
+
+    @model_validator(mode="after")
+    def _cache_needs_freeze(self):
+        if self.cache_embeddings and not self.freeze:
+            raise ValueError("cache_embeddings needs freeze: true (a trained encoder's output changes every step)")
+        return self
 
 
 def _display_path(loc: tuple, raw: Any) -> str:

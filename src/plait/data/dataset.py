@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from plait.data.cache import CachedCells, FeatureCache
 from plait.data.columns import Column, is_missing
 from plait.errors import BadSample, MissingValue, PlaitError
 from plait.registry import FEATURES, TASKS
@@ -32,7 +33,7 @@ class SkippedRow:
 class EncodedSplit:
     name: str
     rows: list[int]  # row numbers in the table (0-based, header excluded)
-    inputs: dict[str, Tensors]
+    inputs: dict[str, Tensors | CachedCells]
     targets: dict[str, Tensors]
     skipped: list[SkippedRow] = field(default_factory=list)
 
@@ -41,9 +42,16 @@ class EncodedSplit:
 
     def batch(self, indices: torch.Tensor) -> dict[str, dict[str, Tensors]]:
         return {
-            "inputs": {name: {k: v[indices] for k, v in tensors.items()} for name, tensors in self.inputs.items()},
-            "targets": {name: {k: v[indices] for k, v in tensors.items()} for name, tensors in self.targets.items()},
+            "inputs": {name: select(cells, indices) for name, cells in self.inputs.items()},
+            "targets": {name: select(cells, indices) for name, cells in self.targets.items()},
         }
+
+
+def select(cells: Tensors | CachedCells, indices: torch.Tensor) -> Tensors:
+    """The rows `indices` of one column: held in memory, or read from the preprocessing cache."""
+    if isinstance(cells, CachedCells):
+        return cells.select(indices)
+    return {key: values[indices] for key, values in cells.items()}
 
 
 class Preprocessor:
@@ -82,11 +90,14 @@ class Preprocessor:
             column.load_state_dict(state[name])
 
     def encode(self, table: pd.DataFrame, split: str, source: str, on_bad_sample: str = "error", row_numbers=None,
-               with_targets: bool = True) -> EncodedSplit:
+               with_targets: bool = True, cache: FeatureCache | None = None) -> EncodedSplit:
         """Encode every cell (inputs only when `with_targets` is false, as for prediction). Under `error` the
-        first bad cell stops with file, row and column named; under `skip` the row is left out and listed."""
+        first bad cell stops with file, row and column named; under `skip` the row is left out and listed.
+        With a `cache`, inputs that use it are read from it, decoded only on a miss, and stay on disk."""
         row_numbers = list(range(len(table))) if row_numbers is None else list(row_numbers)
         columns = self.columns if with_targets else dict(self.features)
+        if cache is not None:
+            columns = {name: cache.wrap(c) if self.uses_cache(name) else c for name, c in columns.items()}
         encoded: dict[str, list] = {name: [] for name in columns}
         bad: dict[int, SkippedRow] = {}
         records = table.to_dict("records")
@@ -97,6 +108,8 @@ class Preprocessor:
                 encoded[name].append(cell)
         keep = [i for i, row in enumerate(row_numbers) if row not in bad]
         stacked = {name: column.stack([encoded[name][i] for i in keep]) for name, column in columns.items()}
+        if cache is not None:
+            cache.save_stats()
         return EncodedSplit(
             name=split,
             rows=[row_numbers[i] for i in keep],
@@ -104,6 +117,12 @@ class Preprocessor:
             targets={name: stacked[name] for name in self.tasks if name in stacked},
             skipped=sorted(bad.values(), key=lambda s: s.row),
         )
+
+    def uses_cache(self, name: str) -> bool:
+        feature = self.features.get(name)
+        if feature is None:
+            return False  # targets are small and cheap: never cached
+        return feature.cache_by_default if feature.spec.cache is None else feature.spec.cache
 
     @staticmethod
     def _encode_cell(column, is_target, value, row, source, on_bad_sample, bad):
@@ -146,5 +165,7 @@ def to_device(batch, device: torch.device):
 
 
 def prepare_inputs(features: dict, inputs: dict, training: bool) -> dict:
-    """The batched, on-device step of each feature (normalisation; augmentation when training)."""
-    return {name: features[name].prepare(tensors, training) for name, tensors in inputs.items()}
+    """The batched, on-device step of each feature (normalisation; augmentation when training). An input that
+    arrives as a frozen encoder's cached output (`embedding`) is already past this step."""
+    return {name: tensors if "embedding" in tensors else features[name].prepare(tensors, training)
+            for name, tensors in inputs.items()}

@@ -1,4 +1,4 @@
-"""Read a manifest (CSV, JSONL, Parquet) from any fsspec URL into a DataFrame, and divide its rows into splits."""
+"""Read a manifest (CSV, JSONL, Parquet, or a dataset layout such as MELD) from any fsspec URL into a DataFrame, and divide its rows into splits."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import fsspec
 import numpy as np
 import pandas as pd
 
+from plait.data.meld import read_meld
 from plait.errors import PlaitError
 from plait.schema import nearest
 
@@ -32,6 +33,8 @@ def table_format(url: str, declared: str = "auto") -> str:
 def read_table(url: str, declared_format: str = "auto", csv_separator: str = ",") -> pd.DataFrame:
     """Cells come back as they are written: CSV cells stay text (so `007` stays `007`), an empty cell is NaN."""
     kind = table_format(url, declared_format)
+    if kind == "meld":
+        return read_meld(url)
     try:
         with fsspec.open(url, "rb") as handle:
             if kind == "csv":

@@ -34,6 +34,8 @@ class MultimodalModel(nn.Module):
             missing = self.missing[name].expand(present.shape[0], -1)
             if name in drop or not present.any():
                 vectors[name] = missing  # the encoder is not run at all
+            elif "embedding" in inputs[name]:  # a frozen encoder's output, computed once (models/frozen.py)
+                vectors[name] = torch.where(present[:, None], inputs[name]["embedding"], missing)
             else:
                 with torch.set_grad_enabled(torch.is_grad_enabled() and not encoder.frozen):
                     vector = encoder(inputs[name])

@@ -42,14 +42,13 @@ def epoch_order(rows: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(rows, generator=generator)
 
 
-def resolve_monitor(config, tasks: dict, has_validation: bool) -> tuple[str, str]:
-    name = config.monitor if config.monitor != "auto" else "validation.loss"
+def resolve_monitor(name: str, mode: str, tasks: dict, has_validation: bool, key: str = "train.monitor") -> tuple[str, str]:
+    name = name if name != "auto" else "validation.loss"
     if not has_validation:
         name = "train.loss"
     parts = name.split(".")
     if parts[0] not in ("validation", "train") or (len(parts) == 3 and parts[1] not in tasks) or len(parts) not in (2, 3):
-        raise PlaitError(f"train.monitor: {name!r} is not validation.loss or validation.OUTPUT.METRIC (outputs: {', '.join(tasks)})")
-    mode = config.monitor_mode
+        raise PlaitError(f"{key}: {name!r} is not validation.loss or validation.OUTPUT.METRIC (outputs: {', '.join(tasks)})")
     if mode == "auto":
         mode = "max" if parts[-1].endswith(HIGHER_IS_BETTER) else "min"
     return name, mode
@@ -64,11 +63,14 @@ class Trainer:
         self.train_split, self.validation_split = train_split, validation_split
         self.run_dir, self.preprocessing, self.device, self.tracker = Path(run_dir), preprocessing, device, tracker
         self.has_validation = validation_split is not None and len(validation_split) > 0
-        self.monitor, self.mode = resolve_monitor(config, tasks, self.has_validation)
+        self.monitor, self.mode = resolve_monitor(config.monitor, config.monitor_mode, tasks, self.has_validation)
+        scheduler_monitor = config.scheduler.monitor if config.scheduler.monitor != "auto" else self.monitor
+        self.schedule_monitor, schedule_mode = resolve_monitor(scheduler_monitor, "auto" if config.scheduler.monitor != "auto" else self.mode,
+                                                               tasks, self.has_validation, "train.scheduler.monitor")
         self.optimizer = build_optimizer(model.parameters(), config.optimizer)
         micro_batches = math.ceil(len(train_split) / config.batch_size)
         self.steps_per_epoch = math.ceil(micro_batches / config.grad_accum_steps)
-        self.schedule = Schedule(self.optimizer, config.scheduler, self.steps_per_epoch * config.epochs, self.mode)
+        self.schedule = Schedule(self.optimizer, config.scheduler, self.steps_per_epoch * config.epochs, schedule_mode)
         self.progress = Progress()
         self.last_monitored = ""  # shown in the progress bar
         self.pending: list[tuple[torch.Tensor, int]] = []  # (loss, rows) of steps not yet folded into Progress
@@ -170,11 +172,12 @@ class Trainer:
                                         self.config.evaluation_batch_size, self.device)
             values.update({f"validation.{key}": value for key, value in metrics.items()})
             self.tracker.log(progress.step, {k: v for k, v in values.items() if k != "train.loss"}, epoch=progress.epoch)
-        if self.monitor not in values:
-            raise PlaitError(f"train.monitor: {self.monitor!r} is not among the validation metrics: {', '.join(sorted(values))}")
+        for key, name in (("train.monitor", self.monitor), ("train.scheduler.monitor", self.schedule_monitor)):
+            if name not in values:
+                raise PlaitError(f"{key}: {name!r} is not among the validation metrics: {', '.join(sorted(values))}")
         monitored = values[self.monitor]
         self.last_monitored = f"  {self.monitor} {monitored:.4f}"
-        self.schedule.after_validation(monitored)
+        self.schedule.after_validation(values[self.schedule_monitor])
         improved = progress.best is None or (monitored < progress.best if self.mode == "min" else monitored > progress.best)
         if improved:
             progress.best, progress.validations_without_improvement = monitored, 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import ClassVar
 
+from plait.data.cache import digest, file_fingerprint
 from plait.data.columns import Column
 from plait.schema import InputBase
 
@@ -17,6 +18,13 @@ class FeatureType(Column):
 
     Settings: ClassVar[type[InputBase]] = InputBase
     default_encoder: ClassVar[str] = ""  # encoder used when the config names none
+    cache_by_default: ClassVar[bool] = False  # store encoded cells in the preprocessing cache unless `cache: false`
+    cache_keys: ClassVar[tuple[str, ...]] = ()  # the settings that change what `encode` returns
+    cache_version: ClassVar[int] = 1  # bump when `encode` changes, so old cache entries stop matching
+
+    def fingerprint(self, value) -> str:
+        """The cache key of a cell's content."""
+        return digest(str(value))
 
     def prepare(self, batch: dict, training: bool) -> dict:
         """Runs on the device on a whole batch: normalisation, and augmentation when `training` is true."""
@@ -33,3 +41,11 @@ class FileFeature(FeatureType):
         if "://" in path or os.path.isabs(path):
             return path
         return os.path.join(self.base_dir, path)
+
+    def fingerprint(self, value) -> str:
+        """The file's content, not its name: an edited file misses the cache, a renamed one still hits."""
+        try:
+            return file_fingerprint(self.locate(value))
+        except OSError:
+            self.encode(value)  # raises the modality's own BadSample, naming the file and the reason
+            raise

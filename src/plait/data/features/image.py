@@ -103,6 +103,8 @@ def short_reason(error: Exception) -> str:
 class ImageFeature(FileFeature):
     Settings = ImageSettings
     default_encoder = "cnn"
+    cache_by_default = True
+    cache_keys = ("size", "mode")
 
     def __init__(self, spec: ImageSettings, base_dir="."):
         super().__init__(spec, base_dir)

@@ -69,6 +69,7 @@ def load_hf_tokenizer(path: str):
 class Text(FeatureType):
     Settings = TextSettings
     default_encoder = "bag"
+    cache_keys = ("tokenizer", "lowercase", "max_length")  # plus the fitted tokenizer (its state), which the cache adds itself
 
     def __init__(self, spec, base_dir="."):
         super().__init__(spec, base_dir)

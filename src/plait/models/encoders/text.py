@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field, PositiveInt, model_validator
 from torch import nn
 
 from plait.errors import PlaitError
@@ -102,6 +102,11 @@ class HfConfig(EncoderBase):
     pooling: Literal["mean", "cls"] = Field(
         "mean", description="`mean`: average of the last hidden states over real tokens. `cls`: the first token's."
     )
+    out_dim: PositiveInt | None = Field(
+        None,
+        description="Project the pooled vector to this size (Linear + ReLU), e.g. 128 to match other encoders. null: "
+        "the model's hidden size. The projection is frozen with the model under `freeze`.",
+    )
 
 
 @ENCODERS.register("hf")
@@ -129,11 +134,13 @@ class TextHf(Encoder):
         if limit is not None and feature.spec.max_length > limit:
             raise PlaitError(f"inputs.{feature.spec.name}.max_length: {feature.spec.max_length} is more than the model's {limit} positions")
         self.pooling = config.pooling
-        self.out_dim = self.model.config.hidden_size
+        hidden = self.model.config.hidden_size
+        self.project = nn.Sequential(nn.Linear(hidden, config.out_dim), nn.ReLU()) if config.out_dim else nn.Identity()
+        self.out_dim = config.out_dim or hidden
 
     def forward(self, batch):
         mask = batch["attention_mask"]
         hidden = self.model(input_ids=batch["ids"], attention_mask=attendable(mask).long()).last_hidden_state
         if self.pooling == "cls":
-            return hidden[:, 0] * mask.any(1, keepdim=True).to(hidden.dtype)
-        return masked_mean(hidden, mask)
+            return self.project(hidden[:, 0] * mask.any(1, keepdim=True).to(hidden.dtype))
+        return self.project(masked_mean(hidden, mask))

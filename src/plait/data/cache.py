@@ -1,0 +1,288 @@
+"""The preprocessing cache: decoded, preprocessed cells (frames, spectrograms, resized images, token ids) stored
+once on disk and read back through memory maps, so decoding is a one-time cost shared by every run.
+
+Layout under the cache folder, one namespace per feature type + preprocessing settings (+ fitted state):
+
+    video-3f2a…/meta.json                what the namespace holds (for `plait cache info`)
+    video-3f2a…/shard-<id>/keys.json     cell keys (content fingerprints), in row order; written last
+    video-3f2a…/shard-<id>/<field>.npy   every cell's values of one field, flattened and concatenated
+    video-3f2a…/shard-<id>/<field>.shape.npy   [cells, ndim]: each cell's shape
+    stats/<id>.json                      hits and misses of one session
+
+A cell's key is the fingerprint of its content (the file's bytes, or the text), so an edited file misses while
+its neighbours hit, and a change of settings starts a new namespace. A shard is written into a temporary
+folder and renamed into place in one step, so a kill mid-write or two concurrent writers never leave a
+half-written shard that a reader would see; a cell written twice by racing writers is harmless.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import fsspec
+import numpy as np
+import torch
+
+
+CACHE_ENV = "PLAIT_CACHE_DIR"
+SHARD_CELLS = 256  # cells per shard: bounds the memory held before a write and the work lost to a kill
+SHARD_BYTES = 256 * 2**20
+
+
+def cache_folder(configured: str | None = None) -> Path:
+    """`data.cache_dir`, else $PLAIT_CACHE_DIR, else ~/.cache/plait."""
+    return Path(configured or os.environ.get(CACHE_ENV) or "~/.cache/plait").expanduser()
+
+
+def digest(*parts) -> str:
+    hasher = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        hasher.update(part if isinstance(part, bytes) else json.dumps(part, sort_keys=True, default=str).encode())
+        hasher.update(b"\0")
+    return hasher.hexdigest()
+
+
+def file_fingerprint(path: str) -> str:
+    """The fingerprint of a file's content (read through fsspec, so `s3://` works too)."""
+    hasher = hashlib.blake2b(digest_size=16)
+    with fsspec.open(path, "rb") as handle:
+        while chunk := handle.read(4 * 2**20):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+def write_atomic(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def as_fields(cell) -> dict[str, np.ndarray]:
+    """A cell (a tensor, or a dict of tensors) → named arrays; a plain tensor is the field `value`."""
+    tensors = cell if isinstance(cell, dict) else {"value": cell}
+    return {name: tensor.numpy() for name, tensor in tensors.items()}
+
+
+class Shard:
+    """One finished shard, memory-mapped: cell `row` of every field, as tensors."""
+
+    def __init__(self, folder: Path, plain: bool):
+        self.folder, self.plain = folder, plain
+        self.keys: list[str] = json.loads((folder / "keys.json").read_text(encoding="utf-8"))["keys"]
+        self._fields: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
+
+    def fields(self):
+        if self._fields is None:
+            self._fields = {}
+            for values_file in sorted(self.folder.glob("*.npy")):
+                if values_file.name.endswith(".shape.npy"):
+                    continue
+                name = values_file.name[: -len(".npy")]
+                shapes = np.load(self.folder / f"{name}.shape.npy")
+                offsets = np.concatenate([[0], np.cumsum(np.prod(shapes, axis=1, dtype=np.int64))])
+                self._fields[name] = (np.load(values_file, mmap_mode="r"), shapes, offsets)
+        return self._fields
+
+    def read(self, row: int):
+        cell = {}
+        for name, (values, shapes, offsets) in self.fields().items():
+            flat = values[offsets[row] : offsets[row + 1]]
+            cell[name] = torch.from_numpy(np.array(flat).reshape(shapes[row]))  # np.array copies out of the map
+        return cell["value"] if self.plain else cell
+
+
+class ShardStore:
+    """The shards of one namespace: look cells up by key, add new cells, read them back."""
+
+    def __init__(self, folder: Path, meta: dict):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if not (self.folder / "meta.json").is_file():
+            write_atomic(self.folder / "meta.json", json.dumps(meta, indent=2, default=str))
+        self.shards: dict[str, Shard] = {}
+        self.index: dict[str, tuple[str, int]] = {}
+        self.pending: list[tuple[str, dict[str, np.ndarray]]] = []
+        self.pending_plain = False
+        self.pending_bytes = 0
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Pick up shards written since (by this process or a concurrent one)."""
+        for keys_file in sorted(self.folder.glob("shard-*/keys.json")):
+            name = keys_file.parent.name
+            if name in self.shards:
+                continue
+            plain = json.loads(keys_file.read_text(encoding="utf-8")).get("plain", False)
+            shard = self.shards[name] = Shard(keys_file.parent, plain)
+            for row, key in enumerate(shard.keys):
+                self.index.setdefault(key, (name, row))
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.index or any(key == k for k, _ in self.pending)
+
+    def add(self, key: str, cell) -> None:
+        fields = as_fields(cell)
+        self.pending.append((key, fields))
+        self.pending_plain = not isinstance(cell, dict)
+        self.pending_bytes += sum(array.nbytes for array in fields.values())
+        if len(self.pending) >= SHARD_CELLS or self.pending_bytes >= SHARD_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the pending cells as one shard: into a temporary folder, then renamed into place."""
+        if not self.pending:
+            return
+        name = f"shard-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:12]}"
+        temporary = self.folder / f".tmp-{name}"
+        temporary.mkdir()
+        for field_name in self.pending[0][1]:
+            arrays = [fields[field_name] for _, fields in self.pending]
+            np.save(temporary / f"{field_name}.npy", np.concatenate([a.reshape(-1) for a in arrays]))
+            np.save(temporary / f"{field_name}.shape.npy", np.array([a.shape for a in arrays], dtype=np.int64))
+        keys = {"keys": [key for key, _ in self.pending], "plain": self.pending_plain}
+        (temporary / "keys.json").write_text(json.dumps(keys), encoding="utf-8")
+        os.rename(temporary, self.folder / name)  # one step: readers see the whole shard or none of it
+        self.pending, self.pending_bytes = [], 0
+        self.refresh()
+
+    def read(self, key: str):
+        shard, row = self.index[key]
+        return self.shards[shard].read(row)
+
+
+@dataclass
+class CachedCells:
+    """One input of an encoded split whose cells live in the cache: a batch is read from the memory-mapped
+    shards and stacked by the feature's own `stack`. `keys[i]` is None for a missing cell."""
+
+    column: object
+    store: ShardStore
+    keys: list[str | None]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def select(self, indices) -> dict[str, torch.Tensor]:
+        keys = [self.keys[i] for i in torch.as_tensor(indices).tolist()]
+        return self.column.stack([None if key is None else self.store.read(key) for key in keys])
+
+    def subset(self, positions: list[int]) -> CachedCells:
+        return CachedCells(self.column, self.store, [self.keys[i] for i in positions])
+
+
+@dataclass
+class Stats:
+    hits: int = 0
+    misses: int = 0
+    started: float = field(default_factory=time.time)
+
+
+class CachedFeature:
+    """Wraps a feature so that `encode` returns the cell's cache key (decoding only on a miss) and `stack`
+    returns `CachedCells`. The dataset's bad-sample and missing-value handling work unchanged through it."""
+
+    def __init__(self, column, store: ShardStore, stats: Stats):
+        self.column, self.store, self.stats = column, store, stats
+        self.spec = column.spec
+
+    def encode(self, value) -> str:
+        key = self.column.fingerprint(value)
+        if key in self.store:
+            self.stats.hits += 1
+        else:
+            self.store.add(key, self.column.encode(value))
+            self.stats.misses += 1
+        return key
+
+    def stack(self, keys: list[str | None]) -> CachedCells:
+        self.store.flush()
+        return CachedCells(self.column, self.store, list(keys))
+
+
+class FeatureCache:
+    """The cache folder: a store per feature namespace, and the session's hit/miss counts."""
+
+    def __init__(self, folder: str | Path | None = None):
+        self.folder = cache_folder(str(folder) if folder else None)
+        self.stores: dict[str, ShardStore] = {}
+        self.stats: dict[str, Stats] = {}
+
+    def namespace(self, column) -> str:
+        settings = {key: getattr(column.spec, key) for key in column.cache_keys}
+        identity = digest(column.name, column.cache_version, settings, column.state_dict())
+        return f"{column.name}-{identity[:16]}"
+
+    def store(self, namespace: str, meta: dict) -> ShardStore:
+        if namespace not in self.stores:
+            self.stores[namespace] = ShardStore(self.folder / namespace, meta)
+            self.stats[namespace] = Stats()
+        return self.stores[namespace]
+
+    def wrap(self, column) -> CachedFeature:
+        namespace = self.namespace(column)
+        settings = {key: getattr(column.spec, key) for key in column.cache_keys}
+        store = self.store(namespace, {"feature": column.name, "settings": settings})
+        return CachedFeature(column, store, self.stats[namespace])
+
+    def save_stats(self) -> None:
+        """Record this session's hits and misses (one small file per session: no writer ever waits on another)."""
+        counts = {ns: {"hits": s.hits, "misses": s.misses} for ns, s in self.stats.items() if s.hits or s.misses}
+        if not counts:
+            return
+        from plait.console import say
+
+        for namespace, count in counts.items():
+            say(f"cache {namespace}: {count['hits']} hits, {count['misses']} decoded and stored")
+        folder = self.folder / "stats"
+        folder.mkdir(parents=True, exist_ok=True)
+        write_atomic(folder / f"{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:8]}.json", json.dumps(counts))
+        for stats in self.stats.values():
+            stats.hits = stats.misses = 0
+
+
+def remove_abandoned(folder: Path, older_than_s: float = 3600) -> int:
+    """Delete temporary shard folders left by killed writers (only old ones: a young one may still be written)."""
+    removed = 0
+    for temporary in folder.glob("*/.tmp-shard-*"):
+        if time.time() - temporary.stat().st_mtime > older_than_s:
+            shutil.rmtree(temporary, ignore_errors=True)
+            removed += 1
+    return removed
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+
+
+def summarise(folder: Path) -> list[dict]:
+    """One row per namespace: what it holds, its size, and the hit rate over every recorded session."""
+    totals: dict[str, dict[str, int]] = {}
+    for stats_file in sorted((folder / "stats").glob("*.json")):
+        for namespace, count in json.loads(stats_file.read_text(encoding="utf-8")).items():
+            total = totals.setdefault(namespace, {"hits": 0, "misses": 0})
+            total["hits"] += count["hits"]
+            total["misses"] += count["misses"]
+    rows = []
+    for meta_file in sorted(folder.glob("*/meta.json")):
+        namespace = meta_file.parent
+        cells = sum(len(json.loads(k.read_text(encoding="utf-8"))["keys"]) for k in namespace.glob("shard-*/keys.json"))
+        count = totals.get(namespace.name, {"hits": 0, "misses": 0})
+        lookups = count["hits"] + count["misses"]
+        rows.append({
+            "namespace": namespace.name,
+            "cells": cells,
+            "shards": len(list(namespace.glob("shard-*"))),
+            "bytes": folder_bytes(namespace),
+            "hits": count["hits"],
+            "misses": count["misses"],
+            "hit_rate": count["hits"] / lookups if lookups else None,
+            "abandoned": len(list(namespace.glob(".tmp-shard-*"))),
+        })
+    return rows

@@ -1,0 +1,177 @@
+"""`video`: a file path per row (local, relative to the data root, or any fsspec URL), decoded with PyAV
+(FFmpeg: mp4, avi, mkv, webm, ...). A fixed number of frames is picked from each clip and resized once,
+when the dataset is built.
+
+Cells become `{"value": uint8 [3, T, H, W], "length": int64 []}`: a clip with fewer frames than T is padded
+with black frames at the end and `length` counts the real ones. `prepare` turns a batch into floats in [0, 1]
+on the device, applies kornia augmentations when training (the same transform on every frame of a clip),
+normalises with `mean` / `std`, and sets padded frames back to 0.
+Encoders read the fitted feature's `channels` (3), `frames` (T) and `size` (height, width).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import numpy as np
+import torch
+from pydantic import Field, PositiveFloat, PositiveInt, field_validator
+
+from plait.data import media
+from plait.data.features.base import FileFeature
+from plait.errors import BadSample
+from plait.registry import FEATURES
+from plait.schema import InputBase, Section
+
+KINETICS_MEAN = [0.43216, 0.394666, 0.37645]
+KINETICS_STD = [0.22803, 0.22145, 0.216989]
+
+
+class VideoAugment(Section):
+    """Random changes applied to training batches only, on the device, the same on every frame of a clip;
+    all off by default."""
+
+    hflip: float = Field(0.0, ge=0, le=1, description="Probability of flipping a clip left to right.")
+    crop_scale: tuple[float, float] | None = Field(
+        None,
+        description="Random resized crop: cut a region covering this range of the frame's area, e.g. [0.6, 1.0], "
+        "and resize it back to `size` (null: off).",
+    )
+    color_jitter: float = Field(
+        0.0, ge=0, le=1, description="Strength of random brightness, contrast and saturation changes (0: off)."
+    )
+
+    @field_validator("crop_scale")
+    @classmethod
+    def _crop_range(cls, value):
+        if value is not None and not 0 < value[0] <= value[1] <= 1:
+            raise ValueError(f"needs 0 < low <= high <= 1 (got {list(value)})")
+        return value
+
+    @property
+    def active(self) -> bool:
+        return bool(self.hflip or self.crop_scale or self.color_jitter)
+
+
+class VideoSettings(InputBase):
+    type: Literal["video"] = "video"
+    frames: PositiveInt = Field(16, description="Frames taken from each clip (T).")
+    sampling: Literal["uniform", "fps"] = Field(
+        "uniform",
+        description="`uniform`: `frames` frames spread evenly over the whole clip, whatever its length (the middle "
+        "frame of each of `frames` equal parts). `fps`: a window of `frames` frames taken `fps` times per second "
+        "from the start of the clip; a clip shorter than the window is padded.",
+    )
+    fps: PositiveFloat = Field(8.0, description="Frames per second taken with `sampling: fps` (unused otherwise).")
+    size: int | tuple[int, int] = Field(
+        112, description="Resize every frame to this size: one number for a square, or [height, width]."
+    )
+    mean: float | list[float] = Field(
+        KINETICS_MEAN,
+        description="Subtracted from each channel after scaling pixels to [0, 1]: one number for all channels or one "
+        "per channel (RGB). The default is the Kinetics-400 mean that pretrained video models such as `r3d18` expect.",
+    )
+    std: PositiveFloat | list[PositiveFloat] = Field(
+        KINETICS_STD,
+        description="Each channel is divided by this after subtracting `mean`: one number or one per channel. The "
+        "default is the Kinetics-400 standard deviation.",
+    )
+    augment: VideoAugment = Field(default_factory=VideoAugment, description="Augmentation of training batches.")
+
+    @field_validator("size")
+    @classmethod
+    def _positive(cls, value):
+        if min((value,) if isinstance(value, int) else value) < 1:
+            raise ValueError(f"must be at least 1 pixel (got {value})")
+        return value
+
+    @field_validator("mean", "std")
+    @classmethod
+    def _per_channel(cls, value):
+        if isinstance(value, list) and len(value) not in (1, 3):
+            raise ValueError(f"needs one value or 3 (got {len(value)})")
+        return value
+
+
+def uniform_indices(total: int, count: int) -> list[int]:
+    """`count` frame indices spread evenly over `total` frames (the middle of each of `count` equal parts);
+    every frame when the clip has no more than `count`."""
+    if total <= count:
+        return list(range(total))
+    return [int((i + 0.5) * total / count) for i in range(count)]
+
+
+@FEATURES.register("video")
+class VideoFeature(FileFeature):
+    Settings = VideoSettings
+    default_encoder = "r3d18"
+    cache_by_default: ClassVar[bool] = True
+    cache_keys: ClassVar[tuple[str, ...]] = ("frames", "sampling", "fps", "size")
+
+    def __init__(self, spec: VideoSettings, base_dir="."):
+        super().__init__(spec, base_dir)
+        self.channels = 3
+        self.frames: int = spec.frames
+        self.size: tuple[int, int] = (spec.size, spec.size) if isinstance(spec.size, int) else tuple(spec.size)
+        self._augment = None  # the kornia pipeline, built on first use
+
+    def decode(self, path: str) -> np.ndarray:
+        """The sampled frames of the clip at `path`: RGB uint8 [n, H, W, 3], n <= `frames`."""
+        if self.spec.sampling == "fps":
+            return media.read_frames_every(path, self.frames, self.spec.fps, self.size)
+        total = media.count_video_frames(path)
+        return media.read_frames_at(path, uniform_indices(total, self.frames), self.size)
+
+    def encode(self, value):
+        path = self.locate(value)
+        try:
+            pixels = self.decode(path)
+        except media.MediaError as error:
+            raise BadSample(f"cannot read video '{path}': {error}") from None
+        if len(pixels) == 0:
+            raise BadSample(f"cannot read video '{path}': no frames")
+        cell = self.empty()
+        cell["value"][:, : len(pixels)] = torch.from_numpy(pixels).permute(3, 0, 1, 2)
+        cell["length"].fill_(len(pixels))
+        return cell
+
+    def empty(self):
+        return {
+            "value": torch.zeros((self.channels, self.frames, *self.size), dtype=torch.uint8),
+            "length": torch.tensor(0, dtype=torch.int64),
+        }
+
+    def augmentation(self):
+        """The kornia pipeline for training batches, or None when every augmentation is off."""
+        settings = self.spec.augment
+        if not settings.active:
+            return None
+        if self._augment is None:
+            import kornia.augmentation as K
+
+            steps = []
+            if settings.crop_scale:
+                steps.append(K.RandomResizedCrop(self.size, scale=tuple(settings.crop_scale), p=1.0))
+            if settings.hflip:
+                steps.append(K.RandomHorizontalFlip(p=settings.hflip))
+            if settings.color_jitter:
+                jitter = settings.color_jitter
+                steps.append(K.ColorJitter(jitter, jitter, jitter, 0.0, p=1.0))
+            self._augment = K.VideoSequential(*steps, data_format="BCTHW", same_on_frame=True)
+        return self._augment
+
+    def prepare(self, batch, training):
+        """uint8 → float in [0, 1]; augment when training (random draws come from torch's global RNG); normalise;
+        padded frames back to 0, so they carry no signal whatever the mean."""
+        clips = batch["value"].float() / 255.0
+        augment = self.augmentation() if training else None
+        if augment is not None:
+            clips = augment(clips)
+        shape = (1, -1, 1, 1, 1)
+        mean = torch.as_tensor(self.spec.mean, dtype=clips.dtype, device=clips.device).reshape(shape)
+        std = torch.as_tensor(self.spec.std, dtype=clips.dtype, device=clips.device).reshape(shape)
+        clips = (clips - mean) / std
+        if "length" in batch:
+            real = torch.arange(clips.shape[2], device=clips.device) < batch["length"].to(clips.device)[:, None]
+            clips = clips * real[:, None, :, None, None]
+        return {**batch, "value": clips}
