@@ -57,3 +57,53 @@ def test_not_meld_is_a_clear_error(tmp_path):
         read_meld(str(tmp_path))
     with pytest.raises(PlaitError, match="no such MELD folder"):
         read_meld(str(tmp_path / "absent"))
+
+
+def test_generated_meld_has_the_published_layout_and_decodable_clips_with_both_tracks(tmp_path):
+    from plait.data.features.audio import AudioFeature, AudioSettings
+    from plait.data.features.video import VideoFeature, VideoSettings
+    from plait.data.synthetic_meld import EMOTIONS, SENTIMENT, make_meld
+
+    make_meld(tmp_path, dialogues=(3, 1, 1), seed=3)
+    table = read_meld(str(tmp_path))
+    assert list(table.columns[: len(COLUMNS)]) == COLUMNS
+    assert set(table["Emotion"]) <= set(EMOTIONS) and all(SENTIMENT[e] == s for e, s in zip(table["Emotion"], table["Sentiment"]))
+    assert set(table["split"]) == {"train", "validation", "test"}
+    assert table["Utterance"].map(str.isascii).all()  # the generated ’ and … arrive as ASCII
+    video = VideoFeature(VideoSettings(name="video", column="clip", frames=8, size=32))
+    audio = AudioFeature(AudioSettings(name="audio", column="clip", source="video_column", max_seconds=1))
+    for clip in table["clip"]:
+        assert int(video.encode(clip)["length"]) == 8
+        assert audio.encode(clip)["value"].float().std() > 0
+    again = tmp_path / "again"
+    make_meld(again, dialogues=(3, 1, 1), seed=3)
+    assert (again / "train_sent_emo.csv").read_bytes() == (tmp_path / "train_sent_emo.csv").read_bytes()
+
+
+def test_a_missing_meld_clip_is_a_bad_sample_named_by_file(tmp_path):
+    from plait.config import validate
+    from plait.data.dataset import Preprocessor
+    from plait.data.synthetic_meld import make_meld
+
+    make_meld(tmp_path, dialogues=(3, 1, 1))
+    (tmp_path / "train_splits" / "dia1_utt0.mp4").unlink()
+    config = validate({
+        "data": {"table": str(tmp_path), "format": "meld"},
+        "inputs": [{"name": "video", "type": "video", "column": "clip", "frames": 4, "size": 16, "encoder": {"name": "cnn3d"}}],
+        "outputs": [{"name": "emotion", "type": "category", "column": "Emotion"}],
+    })
+    table = read_meld(str(tmp_path))
+    train = table[table["split"] == "train"]
+    missing_row = int(train.index[(train["Dialogue_ID"] == "1") & (train["Utterance_ID"] == "0")][0])
+    preprocessor = Preprocessor(config, str(tmp_path))
+    preprocessor.fit(train)
+    with pytest.raises(PlaitError, match=rf"row {missing_row}, column 'clip': cannot read video .*dia1_utt0\.mp4': no such file"):
+        preprocessor.encode(train, "train", str(tmp_path), row_numbers=train.index)
+    split = preprocessor.encode(train, "train", str(tmp_path), on_bad_sample="skip", row_numbers=train.index)
+    assert [s.row for s in split.skipped] == [missing_row] and len(split) == len(train) - 1
+
+
+def test_no_single_cue_determines_the_emotion():
+    from plait.data.synthetic_meld import single_cue_ceiling
+
+    assert single_cue_ceiling() == pytest.approx(3 / 8)

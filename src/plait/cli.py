@@ -77,12 +77,15 @@ def validate(
 @app.command()
 def demo(
     folder: Optional[Path] = typer.Option(None, help="Where to generate the data and the run (default: a temporary folder)."),
-    rows: int = typer.Option(1500, help="Rows of generated data."),
+    rows: Optional[int] = typer.Option(None, help="Rows of generated data (default: 1500 multimodal, 400 sentiment)."),
+    recipe: str = typer.Option("multimodal", help="multimodal (photo + note + reading, seconds) or sentiment (MELD-layout "
+                               "clips: video + audio + text, minutes on a CPU)."),
+    set_: list[str] = typer.Option([], "--set", help="Override a recipe key, e.g. --set train.epochs=3."),
 ):
-    """Generate the multimodal demo data, train on it, and show fusion against each input left out."""
+    """Generate data in a real layout, train an embedded recipe on it, and show fusion against each input left out."""
     from plait.demo import run_demo
 
-    run_demo(folder, rows)
+    run_demo(folder, rows, set_, recipe)
 
 
 cache_app = typer.Typer(no_args_is_help=True, help="The preprocessing cache: decoded media stored once, memory-mapped.")

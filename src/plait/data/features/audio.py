@@ -1,0 +1,174 @@
+"""`audio`: a file path per row: an audio file (wav, flac, mp3, ogg, ...) or a video whose sound track is used,
+decoded with PyAV (FFmpeg), mixed down to mono, resampled to `sample_rate`, cut to `max_seconds` and turned
+into a log-mel spectrogram once, when the dataset is built.
+
+Cells become `{"value": float16 [n_mels, F], "length": int64 []}` where F = `frames`, the spectrogram frames of
+`max_seconds`; a shorter clip is padded with silence and `length` counts the frames that cover real sound.
+A file without an audio track, or a silent clip, is a missing value (handled by the input's `missing` policy).
+`prepare` standardises with `mean` / `std` on the device and, for `length: variable`, zeroes the padding.
+Encoders read the fitted feature's `n_mels`, `frames` and `sample_rate`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar, Literal
+
+import numpy as np
+import torch
+from pydantic import Field, PositiveFloat, PositiveInt, model_validator
+
+from plait.data import media
+from plait.data.features.base import FileFeature
+from plait.errors import BadSample, MissingValue
+from plait.registry import FEATURES
+from plait.schema import InputBase
+
+FLOOR = 1e-6  # added before the log, so silence gives log(1e-6) ≈ -13.8 instead of -inf
+
+
+class AudioSettings(InputBase):
+    type: Literal["audio"] = "audio"
+    source: Literal["audio_file", "video_column"] = Field(
+        "audio_file",
+        description="`audio_file`: the column holds audio files (wav, flac, mp3, ogg, ...). `video_column`: the column "
+        "holds video files and their sound track is used, e.g. the same column as a `video` input. Decoding is the "
+        "same either way; a file without an audio track counts as a missing value.",
+    )
+    sample_rate: PositiveInt = Field(16000, description="Resample every clip to this many samples per second.")
+    n_mels: PositiveInt = Field(64, description="Mel bands of the spectrogram.")
+    window_ms: PositiveFloat = Field(25.0, description="Length of the analysis window (Hann), in milliseconds.")
+    hop_ms: PositiveFloat = Field(10.0, description="Step between spectrogram frames, in milliseconds.")
+    f_min: float = Field(0.0, ge=0, description="Lowest frequency covered by the mel bands, in Hz.")
+    f_max: PositiveFloat | None = Field(
+        None, description="Highest frequency covered by the mel bands, in Hz (null: half of `sample_rate`)."
+    )
+    max_seconds: PositiveFloat = Field(8.0, description="Longest stretch of each clip used; longer clips are cut.")
+    length: Literal["fixed", "variable"] = Field(
+        "fixed",
+        description="`fixed`: every clip becomes exactly `max_seconds` (cut, or padded with silence), and the padding "
+        "is treated as sound. `variable`: clips keep their length up to `max_seconds`; the padding is zeroed after "
+        "normalisation and encoders mask it using each clip's real length.",
+    )
+    crop: Literal["start", "center"] = Field(
+        "start", description="Which part of a clip longer than `max_seconds` is kept: its start or its middle."
+    )
+    silence_db: float = Field(
+        -60.0,
+        le=0,
+        description="A clip whose loudest sample is below this level (dB relative to full scale) is silent, and "
+        "counts as a missing value.",
+    )
+    mean: float = Field(
+        -5.0,
+        description="Subtracted from the log-mel values (natural log of mel power) before dividing by `std`. Speech "
+        "recorded at ordinary levels gives values from about -14 (silence) to +6 (loud voiced sounds) with these "
+        "window settings; -5 and 4 bring that range near [-2, 3]. Compute your data's own for best results.",
+    )
+    std: PositiveFloat = Field(4.0, description="Divides the log-mel values after subtracting `mean` (see `mean`).")
+
+    @model_validator(mode="after")
+    def _frequencies(self):
+        nyquist = self.sample_rate / 2
+        top = nyquist if self.f_max is None else self.f_max
+        if top > nyquist:
+            raise ValueError(f"f_max ({top:g} Hz) is above half the sample rate ({nyquist:g} Hz)")
+        if self.f_min >= top:
+            raise ValueError(f"f_min ({self.f_min:g} Hz) must be below f_max ({top:g} Hz)")
+        if self.hop_ms > self.window_ms:
+            raise ValueError(f"hop_ms ({self.hop_ms:g}) must not exceed window_ms ({self.window_ms:g})")
+        return self
+
+
+def hz_to_mel(hz):
+    """The HTK mel scale."""
+    return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
+
+
+def mel_to_hz(mel):
+    return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
+
+
+def mel_filters(n_mels: int, n_fft: int, sample_rate: int, f_min: float, f_max: float) -> torch.Tensor:
+    """Triangular filters [n_mels, n_fft // 2 + 1], evenly spaced on the HTK mel scale, each peaking at 1 on its
+    centre frequency and reaching 0 at its neighbours' centres (HTK / Kaldi style, no area normalisation)."""
+    bins = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)
+    edges = mel_to_hz(np.linspace(hz_to_mel(f_min), hz_to_mel(f_max), n_mels + 2))
+    lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    rising = (bins - lower) / (centre - lower)
+    falling = (upper - bins) / (upper - centre)
+    return torch.from_numpy(np.clip(np.minimum(rising, falling), 0.0, None)).float()
+
+
+@FEATURES.register("audio")
+class AudioFeature(FileFeature):
+    Settings = AudioSettings
+    default_encoder = "conv1d"
+    cache_by_default: ClassVar[bool] = True
+    # `length` and `source` change nothing in `encode`: both lengths are padded alike, only `prepare` differs
+    cache_keys: ClassVar[tuple[str, ...]] = (
+        "sample_rate", "n_mels", "window_ms", "hop_ms", "f_min", "f_max", "max_seconds", "crop", "silence_db",
+    )
+
+    def __init__(self, spec: AudioSettings, base_dir="."):
+        super().__init__(spec, base_dir)
+        self.sample_rate: int = spec.sample_rate
+        self.n_mels: int = spec.n_mels
+        self.window = max(1, round(spec.sample_rate * spec.window_ms / 1000))  # samples
+        self.hop = max(1, round(spec.sample_rate * spec.hop_ms / 1000))
+        self.n_fft = 1 << (self.window - 1).bit_length()  # next power of two
+        self.samples = max(1, round(spec.max_seconds * spec.sample_rate))
+        self.frames: int = 1 + self.samples // self.hop  # stft with center=True
+        f_max = spec.f_max if spec.f_max is not None else spec.sample_rate / 2
+        self.filters = mel_filters(spec.n_mels, self.n_fft, spec.sample_rate, spec.f_min, f_max)
+        self.hann = torch.hann_window(self.window)
+
+    def clip(self, wave: np.ndarray) -> tuple[np.ndarray, int]:
+        """Cut to at most `max_seconds` (start or middle), zero-pad to exactly that; also the real sample count."""
+        real = min(len(wave), self.samples)
+        start = (len(wave) - real) // 2 if self.spec.crop == "center" else 0
+        padded = np.zeros(self.samples, dtype=np.float32)
+        padded[:real] = wave[start : start + real]
+        return padded, real
+
+    def log_mel(self, wave: torch.Tensor) -> torch.Tensor:
+        """Mono waveform [S] → log-mel [n_mels, 1 + S // hop] (float32)."""
+        spectrum = torch.stft(
+            wave, self.n_fft, hop_length=self.hop, win_length=self.window, window=self.hann,
+            center=True, pad_mode="constant", return_complex=True,
+        )
+        return torch.log(self.filters @ spectrum.abs().square() + FLOOR)
+
+    def encode(self, value):
+        path = self.locate(value)
+        until = self.spec.max_seconds if self.spec.crop == "start" else None  # the middle needs the whole clip
+        try:
+            wave = media.read_audio(path, self.sample_rate, until)
+        except media.NoStream:
+            raise MissingValue("no audio track") from None
+        except media.MediaError as error:
+            raise BadSample(f"cannot read audio '{path}': {error}") from None
+        padded, real = self.clip(wave)
+        if real == 0:
+            raise MissingValue("empty audio track")
+        peak = float(np.abs(padded[:real]).max())
+        if peak == 0 or 20 * math.log10(peak) < self.spec.silence_db:
+            raise MissingValue("silent")
+        return {
+            "value": self.log_mel(torch.from_numpy(padded)).half(),
+            "length": torch.tensor(min(self.frames, 1 + real // self.hop), dtype=torch.int64),
+        }
+
+    def empty(self):
+        return {
+            "value": torch.zeros((self.n_mels, self.frames), dtype=torch.float16),
+            "length": torch.tensor(0, dtype=torch.int64),
+        }
+
+    def prepare(self, batch, training):
+        """float16 → float32, standardised; for `length: variable` the padding (frames >= length) becomes 0."""
+        values = (batch["value"].float() - self.spec.mean) / self.spec.std
+        if self.spec.length == "variable" and "length" in batch:
+            real = torch.arange(values.shape[-1], device=values.device) < batch["length"].to(values.device)[:, None]
+            values = values * real[:, None, :]
+        return {**batch, "value": values}

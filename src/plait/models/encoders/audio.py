@@ -1,0 +1,149 @@
+"""Encoders for `audio` inputs: a Conv1D stack over the log-mel spectrogram, or a Hugging Face Audio Spectrogram
+Transformer (AST) loaded from a local folder or built with random weights.
+
+Each reads the batch made by the audio feature (`value`: float [N, n_mels, F] log-mel spectrogram, already
+normalised; frames at or after `length` are zeros) and the fitted feature's `n_mels` and `frames` (F, the most a
+clip has). Each projects to `out_dim` with Linear + ReLU, like the other encoders.
+
+A pretrained AST was trained on Kaldi filterbanks normalised with its own mean and std; the input's log-mels are
+close but not the same, so expect to fine-tune rather than freeze it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field, PositiveInt, field_validator
+from torch import nn
+
+from plait.errors import PlaitError
+from plait.models.encoders.base import Encoder
+from plait.models.encoders.video import OUT_DIM, check_overrides, load_hf
+from plait.registry import ENCODERS
+from plait.schema import EncoderBase
+
+
+def time_mask(length: torch.Tensor, steps: int) -> torch.Tensor:
+    """[N] real lengths → float [N, 1, steps]: 1 on real time steps, 0 on padding."""
+    return (torch.arange(steps, device=length.device) < length[:, None]).unsqueeze(1).float()
+
+
+class Conv1dConfig(EncoderBase):
+    name: Literal["conv1d"] = "conv1d"
+    channels: tuple[PositiveInt, PositiveInt] = Field(
+        (64, 128),
+        description="Widths of the two 1-D convolutions over time (the mel bins are the first one's input channels); "
+        "each is followed by batch norm and ReLU, the first also by a 2× max pool.",
+    )
+    kernel_size: PositiveInt = Field(
+        3, description="Time steps each convolution sees; odd, so it is centred (zero-padded by kernel_size // 2 each side)."
+    )
+    dropout: float = Field(0.2, ge=0, lt=1, description="Dropout on the output vector.")
+    out_dim: PositiveInt = OUT_DIM
+
+    @field_validator("kernel_size")
+    @classmethod
+    def _odd(cls, value):
+        if value % 2 == 0:
+            raise ValueError(f"{value} is even; an odd kernel keeps every frame centred (e.g. {value + 1})")
+        return value
+
+
+@ENCODERS.register("conv1d")
+class AudioConv1d(Encoder):
+    """Two 1-D convolutions over the spectrogram's frames, averaged over the clip's real frames only, so a clip
+    padded with silence to the batch's length gives the same vector (in eval mode) as the clip alone."""
+
+    Config = Conv1dConfig
+    modalities = ("audio",)
+
+    def __init__(self, config: Conv1dConfig, feature):
+        super().__init__()
+        (c1, c2), k = config.channels, config.kernel_size
+        self.block1 = nn.Sequential(nn.Conv1d(feature.n_mels, c1, k, padding=k // 2), nn.BatchNorm1d(c1), nn.ReLU())
+        # ceil_mode: the last odd frame is kept (a window of one), so a clip's output never depends on padding after it
+        self.pool = nn.MaxPool1d(2, ceil_mode=True)
+        self.block2 = nn.Sequential(nn.Conv1d(c1, c2, k, padding=k // 2), nn.BatchNorm1d(c2), nn.ReLU())
+        self.project = nn.Sequential(nn.Linear(c2, config.out_dim), nn.ReLU(), nn.Dropout(config.dropout))
+        self.out_dim = config.out_dim
+
+    def forward(self, batch):
+        x, length = batch["value"], batch.get("length")
+        if length is None:
+            return self.project(self.block2(self.pool(self.block1(x))).mean(-1))
+        # Zero the padding after each block, as the convolutions' own zero padding would be for the clip alone;
+        # after ReLU every value is >= 0, so a zero never wins a max-pool window over a real frame.
+        mask = time_mask(length, x.shape[-1])
+        x = self.pool(self.block1(x * mask) * mask)
+        length = (length + 1) // 2
+        mask = time_mask(length, x.shape[-1])
+        x = self.block2(x) * mask
+        return self.project(x.sum(-1) / length.clamp(min=1)[:, None].to(x.dtype))
+
+
+AUDIO_FROM_INPUT = {"num_mel_bins": "n_mels", "max_length": "frames"}
+
+
+class HfAudioConfig(EncoderBase):
+    name: Literal["hf_audio"] = "hf_audio"
+    path: str | None = Field(
+        None,
+        description="Local folder of a pretrained Hugging Face Audio Spectrogram Transformer (config.json + weights, "
+        "e.g. written by `save_pretrained`); never downloaded. Its num_mel_bins must equal the input's n_mels; "
+        "clips are cropped or zero-padded to its max_length frames. null: random weights from `overrides`.",
+    )
+    overrides: dict[str, Any] = Field(
+        {},
+        description="Keys of transformers' ASTConfig, e.g. {hidden_size: 64, num_hidden_layers: 2, "
+        "num_attention_heads: 2, intermediate_size: 128}. Without `path` they shape a randomly initialised model; "
+        "with it they change the loaded config (e.g. dropout). `num_mel_bins` and `max_length` come from the input.",
+    )
+    out_dim: PositiveInt = OUT_DIM
+
+    @field_validator("overrides")
+    @classmethod
+    def _known_overrides(cls, value):
+        from transformers import ASTConfig
+
+        return check_overrides(value, ASTConfig, AUDIO_FROM_INPUT)
+
+
+@ENCODERS.register("hf_audio")
+class AudioHf(Encoder):
+    """AST: a ViT over overlapping 16×16 patches of the spectrogram; its pooled output (the mean of the CLS and
+    distillation tokens after the final layer norm) is projected."""
+
+    Config = HfAudioConfig
+    modalities = ("audio",)
+
+    def __init__(self, config: HfAudioConfig, feature):
+        super().__init__()
+        from transformers import ASTConfig, ASTModel
+
+        name = feature.spec.name
+        if config.path is None:
+            shape = {"num_mel_bins": feature.n_mels, "max_length": feature.frames}
+            model_config = ASTConfig(**{**config.overrides, **shape})
+            for key, value in (("n_mels", feature.n_mels), ("frames", feature.frames)):
+                if value < model_config.patch_size:  # no whole patch: a clear error instead of a convolution's
+                    raise PlaitError(f"inputs.{name}.{key}: {value} is less than the model's patch_size ({model_config.patch_size})")
+            self.model = ASTModel(model_config)
+        else:
+            self.model = load_hf(config.path, ASTModel, {"audio-spectrogram-transformer"}, config.overrides)
+            if self.model.config.num_mel_bins != feature.n_mels:
+                bins = self.model.config.num_mel_bins
+                raise PlaitError(f"inputs.{name}.n_mels: the model takes {bins} mel bins, the input gives {feature.n_mels}")
+        self.max_length = self.model.config.max_length
+        self.project = nn.Sequential(nn.Linear(self.model.config.hidden_size, config.out_dim), nn.ReLU())
+        self.out_dim = config.out_dim
+
+    def forward(self, batch):
+        spectrogram = batch["value"].transpose(1, 2)  # [N, mel, F] → AST's [N, time, mel]
+        steps = spectrogram.shape[1]
+        if steps > self.max_length:
+            spectrogram = spectrogram[:, : self.max_length]
+        elif steps < self.max_length:
+            spectrogram = F.pad(spectrogram, (0, 0, 0, self.max_length - steps))
+        return self.project(self.model(input_values=spectrogram).pooler_output)

@@ -1,0 +1,301 @@
+"""Encoders for `video` inputs: ResNet3D-18 (optionally from a torchvision weights file), a small 3-D CNN trained
+from scratch, or a Hugging Face VideoMAE loaded from a local folder or built with random weights.
+
+Each reads the batch made by the video feature (`value`: float [N, C, T, H, W], already normalised; frames at or
+after `length` are zeros) and the fitted feature's `channels`, `frames` (T) and `size` (H, W). Each projects its
+pooled vector to `out_dim` with Linear + ReLU, like the text encoder's projection. Padded frames are averaged in
+like real ones (as torchvision does); a short clip's trailing zeros are part of what the model learns to read.
+
+For torchvision's Kinetics-400 weights, set the input's mean / std to [0.43216, 0.394666, 0.37645] /
+[0.22803, 0.22145, 0.216989].
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from pydantic import Field, PositiveInt, field_validator
+from torch import nn
+
+from plait.errors import PlaitError
+from plait.models.encoders.base import Encoder
+from plait.models.encoders.image import square_or_pair
+from plait.models.encoders.pretrained import resolve_pretrained
+from plait.registry import ENCODERS
+from plait.schema import EncoderBase, nearest
+
+OUT_DIM = Field(128, description="Size of the encoder's output vector (a Linear + ReLU projection of its pooled features).")
+
+
+def check_overrides(value: dict[str, Any], config_class, from_input: dict[str, str]) -> dict[str, Any]:
+    """Reject override keys transformers would silently ignore (misspelt), and the ones the input decides."""
+    taken = [key for key in value if key in from_input]
+    if taken:
+        raise ValueError(f"{', '.join(taken)}: set by the input's {', '.join(from_input[k] for k in taken)}, not here")
+    defaults = config_class()
+    unknown = [key for key in value if not hasattr(defaults, key)]
+    if unknown:
+        hint = nearest(unknown[0], [k for k in vars(defaults) if not k.startswith("_")])
+        suggestion = f"; did you mean {hint}?" if hint else ""
+        raise ValueError(f"{', '.join(unknown)}: not a key of {config_class.__name__}{suggestion}")
+    return value
+
+
+def load_hf(path: str, model_class, model_types: set[str], overrides: dict) -> nn.Module:
+    folder = resolve_pretrained(path)
+    model_type = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8")).get("model_type")
+    if model_type not in model_types:
+        raise PlaitError(f"{path}: a `{model_type}` model, not a {' / '.join(sorted(model_types))} one")
+    try:
+        return model_class.from_pretrained(folder, local_files_only=True, **overrides)
+    except (OSError, ValueError, TypeError) as error:
+        raise PlaitError(f"{path}: cannot load a Hugging Face model from this folder: {error}") from None
+
+
+# ---- ResNet3D-18 ---------------------------------------------------------------------------------------------
+
+
+def conv_bn(width_in: int, width: int, stride: int = 1, relu: bool = True) -> nn.Sequential:
+    layers = [nn.Conv3d(width_in, width, 3, stride=stride, padding=1, bias=False), nn.BatchNorm3d(width)]
+    return nn.Sequential(*layers, nn.ReLU(inplace=True)) if relu else nn.Sequential(*layers)
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, width_in: int, width: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = conv_bn(width_in, width, stride)
+        self.conv2 = conv_bn(width, width, relu=False)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = None
+        if stride != 1 or width_in != width:
+            self.downsample = nn.Sequential(nn.Conv3d(width_in, width, 1, stride=stride, bias=False), nn.BatchNorm3d(width))
+
+    def forward(self, x):
+        shortcut = x if self.downsample is None else self.downsample(x)
+        return self.relu(self.conv2(self.conv1(x)) + shortcut)
+
+
+class R3D18(nn.Module):
+    """torchvision's `r3d_18` with the same module names, so its state dict loads as is. `fc` (400 Kinetics
+    classes) is kept only for that; `features` stops at the pooled 512-d vector."""
+
+    def __init__(self, channels: int = 3):
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv3d(channels, 64, (3, 7, 7), stride=(1, 2, 2), padding=(1, 3, 3), bias=False),
+            nn.BatchNorm3d(64),
+            nn.ReLU(inplace=True),
+        )
+        self.layer1 = nn.Sequential(BasicBlock(64, 64), BasicBlock(64, 64))
+        self.layer2 = nn.Sequential(BasicBlock(64, 128, 2), BasicBlock(128, 128))
+        self.layer3 = nn.Sequential(BasicBlock(128, 256, 2), BasicBlock(256, 256))
+        self.layer4 = nn.Sequential(BasicBlock(256, 512, 2), BasicBlock(512, 512))
+        self.avgpool = nn.AdaptiveAvgPool3d(1)
+        self.fc = nn.Linear(512, 400)
+        for module in self.modules():  # torchvision's initialisation
+            if isinstance(module, nn.Conv3d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, nn.BatchNorm3d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, 0, 0.01)
+                nn.init.zeros_(module.bias)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.layer4(self.layer3(self.layer2(self.layer1(self.stem(x)))))
+        return self.avgpool(x).flatten(1)
+
+
+def read_state_dict(path: str) -> dict[str, torch.Tensor]:
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise PlaitError(f"{path}: no such weights file (plait never downloads weights)")
+    try:
+        if file.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(file), device="cpu")
+        else:
+            state = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as error:  # a corrupt or foreign file fails in many ways, all the user's to fix
+        raise PlaitError(f"{path}: cannot read weights: {error}") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise PlaitError(f"{path}: not a state dict (a mapping of parameter names to tensors)")
+    return state
+
+
+def load_weights(module: nn.Module, path: str) -> None:
+    """Strict load: every key present, none extra, every shape equal; else one error listing what differs."""
+    state, expected = read_state_dict(path), module.state_dict()
+    problems = []
+    missing, unexpected = [k for k in expected if k not in state], [k for k in state if k not in expected]
+    for label, keys in (("missing", missing), ("unexpected", unexpected)):
+        if keys:
+            shown = ", ".join(keys[:8]) + (f" and {len(keys) - 8} more" if len(keys) > 8 else "")
+            problems.append(f"{label} keys: {shown}")
+    for key in expected.keys() & state.keys():
+        if state[key].shape != expected[key].shape:
+            problems.append(f"{key}: shape {tuple(state[key].shape)} in the file, {tuple(expected[key].shape)} in the model")
+    if problems:
+        raise PlaitError(f"{path}: not torchvision r3d_18 weights; " + "; ".join(problems))
+    module.load_state_dict(state)
+
+
+class R3d18Config(EncoderBase):
+    name: Literal["r3d18"] = "r3d18"
+    out_dim: PositiveInt = OUT_DIM
+    weights: str | None = Field(
+        None,
+        description="Local file of torchvision `r3d_18` weights (`.pth` / `.pt` state dict, or `.safetensors`), e.g. "
+        "the Kinetics-400 `r3d_18-b3b3357e.pth`; never downloaded. null: random weights. Needs 3-channel video.",
+    )
+
+    @field_validator("weights")
+    @classmethod
+    def _known_format(cls, value):
+        if value is not None and Path(value).suffix not in {".pth", ".pt", ".safetensors"}:
+            raise ValueError(f"{value}: expected a .pth, .pt or .safetensors file")
+        return value
+
+
+@ENCODERS.register("r3d18")
+class VideoR3d18(Encoder):
+    """ResNet3D-18 (Tran et al. 2018, R3D): 3×3×3 convolutions throughout, its 512-d pooled features projected."""
+
+    Config = R3d18Config
+    modalities = ("video",)
+
+    def __init__(self, config: R3d18Config, feature):
+        super().__init__()
+        if config.weights is not None and feature.channels != 3:
+            raise PlaitError(
+                f"inputs.{feature.spec.name}: r3d18 weights take 3-channel (RGB) video, the input gives {feature.channels}"
+            )
+        self.backbone = R3D18(feature.channels)
+        if config.weights is not None:
+            load_weights(self.backbone, config.weights)
+        self.project = nn.Sequential(nn.Linear(512, config.out_dim), nn.ReLU())
+        self.out_dim = config.out_dim
+
+    def forward(self, batch):
+        return self.project(self.backbone.features(batch["value"]))
+
+
+# ---- small 3-D CNN -------------------------------------------------------------------------------------------
+
+
+class Cnn3dConfig(EncoderBase):
+    name: Literal["cnn3d"] = "cnn3d"
+    channels: list[PositiveInt] = Field(
+        [16, 32, 64],
+        min_length=1,
+        description="Width of each block (3×3×3 conv, batch norm, ReLU, 2×2×2 max pool; time is pooled only while "
+        "more than one frame is left); the last block is averaged over time and space and projected to `out_dim`.",
+    )
+    out_dim: PositiveInt = OUT_DIM
+
+
+@ENCODERS.register("cnn3d")
+class VideoCnn3d(Encoder):
+    """A small 3-D convolutional network trained from scratch; fits any clip length, size and channel count."""
+
+    Config = Cnn3dConfig
+    modalities = ("video",)
+
+    def __init__(self, config: Cnn3dConfig, feature):
+        super().__init__()
+        layers, width_in, frames = [], feature.channels, feature.frames
+        for width in config.channels:
+            time = 2 if frames > 1 else 1
+            # ceil_mode: an odd or 1-wide dimension rounds up, so deep stacks on tiny clips never shrink to nothing
+            layers += [nn.Conv3d(width_in, width, 3, padding=1), nn.BatchNorm3d(width), nn.ReLU(),
+                       nn.MaxPool3d((time, 2, 2), ceil_mode=True)]
+            width_in, frames = width, -(-frames // time)
+        self.net = nn.Sequential(*layers, nn.AdaptiveAvgPool3d(1), nn.Flatten(), nn.Linear(width_in, config.out_dim), nn.ReLU())
+        self.out_dim = config.out_dim
+
+    def forward(self, batch):
+        return self.net(batch["value"])
+
+
+# ---- Hugging Face VideoMAE -----------------------------------------------------------------------------------
+
+VIDEO_FROM_INPUT = {"num_frames": "frames", "image_size": "size", "num_channels": "channels"}
+
+
+class HfVideoConfig(EncoderBase):
+    name: Literal["hf_video"] = "hf_video"
+    path: str | None = Field(
+        None,
+        description="Local folder of a pretrained Hugging Face VideoMAE (config.json + weights, e.g. written by "
+        "`save_pretrained`); never downloaded. Its frame count and image size must equal the input's. null: random "
+        "weights from `overrides`.",
+    )
+    overrides: dict[str, Any] = Field(
+        {},
+        description="Keys of transformers' VideoMAEConfig, e.g. {hidden_size: 64, num_hidden_layers: 2, "
+        "num_attention_heads: 2, intermediate_size: 128, tubelet_size: 2}. Without `path` they shape a randomly "
+        "initialised model; with it they change the loaded config (e.g. dropout). `num_frames`, `image_size` and "
+        "`num_channels` come from the input.",
+    )
+    out_dim: PositiveInt = OUT_DIM
+
+    @field_validator("overrides")
+    @classmethod
+    def _known_overrides(cls, value):
+        from transformers import VideoMAEConfig
+
+        return check_overrides(value, VideoMAEConfig, VIDEO_FROM_INPUT)
+
+
+@ENCODERS.register("hf_video")
+class VideoHf(Encoder):
+    """VideoMAE: a ViT over tubelets (`tubelet_size` frames × `patch_size`² pixels), mean-pooled over tokens."""
+
+    Config = HfVideoConfig
+    modalities = ("video",)
+
+    def __init__(self, config: HfVideoConfig, feature):
+        super().__init__()
+        from transformers import VideoMAEConfig, VideoMAEModel
+
+        name = feature.spec.name
+        if config.path is None:
+            shape = {"num_frames": feature.frames, "image_size": square_or_pair(feature.size), "num_channels": feature.channels}
+            model_config = VideoMAEConfig(**{**config.overrides, **shape})
+            if feature.frames % model_config.tubelet_size:
+                raise PlaitError(
+                    f"inputs.{name}.frames: {feature.frames} is not a multiple of the model's tubelet_size ({model_config.tubelet_size})"
+                )
+            self.model = VideoMAEModel(model_config)
+        else:
+            self.model = load_hf(config.path, VideoMAEModel, {"videomae"}, config.overrides)
+        self._check_shape(feature)
+        hidden = self.model.config.hidden_size
+        # use_mean_pooling models end without a layer norm: VideoMAE's classifier norms the mean (its fc_norm)
+        self.norm = nn.LayerNorm(hidden, eps=self.model.config.layer_norm_eps) if self.model.layernorm is None else nn.Identity()
+        self.project = nn.Sequential(nn.Linear(hidden, config.out_dim), nn.ReLU())
+        self.out_dim = config.out_dim
+
+    def _check_shape(self, feature) -> None:
+        model, name = self.model.config, feature.spec.name
+        size = tuple(model.image_size) if isinstance(model.image_size, (list, tuple)) else (model.image_size,) * 2
+        patch = model.patch_size if isinstance(model.patch_size, int) else min(model.patch_size)
+        if model.num_frames != feature.frames:
+            raise PlaitError(f"inputs.{name}.frames: the model takes {model.num_frames} frames, the input gives {feature.frames}")
+        if size != tuple(feature.size):
+            given = f"{feature.size[0]}×{feature.size[1]}"
+            raise PlaitError(f"inputs.{name}.size: the model takes {size[0]}×{size[1]} frames, the input gives {given}")
+        if min(size) < patch:
+            raise PlaitError(f"inputs.{name}.size: {list(size)} is smaller than the model's patch_size ({patch})")
+        if model.num_channels != feature.channels:
+            raise PlaitError(f"inputs.{name}: the model takes {model.num_channels}-channel video, the input gives {feature.channels}")
+
+    def forward(self, batch):
+        pixels = batch["value"].permute(0, 2, 1, 3, 4)  # [N, C, T, H, W] → VideoMAE's [N, T, C, H, W]
+        hidden = self.model(pixel_values=pixels).last_hidden_state  # no CLS token: every token is a tubelet
+        return self.project(self.norm(hidden.mean(1)))
