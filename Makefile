@@ -28,6 +28,7 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/trainer_overhead.py
+	$(BIN)/python benchmarks/preprocessing_cache.py
 
 docs: $(STAMP)
 	$(BIN)/python -m plait.docs
