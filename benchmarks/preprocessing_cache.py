@@ -116,7 +116,7 @@ def train_epoch(model, features, tasks, split, batch_size: int) -> float:
 
 def full_forward_vs_cached_embeddings(folder: Path, cache_dir: Path) -> None:
     frozen = ["inputs.video.encoder.freeze=true", "inputs.text.encoder.freeze=true", "inputs.text.encoder.out_dim=null",
-              "inputs.video.encoder.out_dim=128"]
+              "inputs.video.encoder.out_dim=null"]
     results = {}
     for cached in (False, True):
         extra = frozen + [f"inputs.{n}.encoder.cache_embeddings={str(cached).lower()}" for n in ("video", "text")]

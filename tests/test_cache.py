@@ -209,3 +209,17 @@ def test_cache_build_then_info_through_the_cli(tmp_path):
     assert (row["cells"], row["hits"], row["misses"], row["hit_rate"]) == (20, 20, 20, 0.5)
     assert "50.0%" in run_cli("cache", "info", "--dir", folder).stdout
     assert "removed" in run_cli("cache", "clear", "--dir", folder).stdout and not folder.exists()
+
+
+def test_parallel_decoding_stores_the_same_cells_and_counts_each_once(tmp_path):
+    table = write_images(tmp_path / "images")
+    (tmp_path / "images" / "4.png").write_bytes(b"not a png")
+    preprocessor = Preprocessor(validate(config_dict()), str(tmp_path))
+    preprocessor.fit(table)
+    plain = preprocessor.encode(table, "train", "t.csv", on_bad_sample="skip")
+    threaded = preprocessor.encode(table, "train", "t.csv", on_bad_sample="skip", cache=FeatureCache(tmp_path / "c"), workers=2)
+    assert [s.row for s in threaded.skipped] == [4] and "not an image" in threaded.skipped[0].reason
+    indices = torch.arange(len(plain))
+    assert torch.equal(threaded.batch(indices)["inputs"]["photo"]["value"], plain.batch(indices)["inputs"]["photo"]["value"])
+    [row] = summarise(tmp_path / "c")
+    assert (row["cells"], row["hits"], row["misses"]) == (11, 0, 11)

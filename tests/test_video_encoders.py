@@ -215,3 +215,11 @@ def test_hf_video_loads_a_local_folder(tmp_path):
         VideoHf(HfVideoConfig(path=str(tmp_path / "ast")), clip_feature(frames=4))
     with pytest.raises(PlaitError, match="no config.json"):
         VideoHf(HfVideoConfig(path=str(tmp_path)), clip_feature(frames=4))
+
+
+def test_out_dim_null_gives_the_backbones_own_features_unprojected():
+    feature = clip_feature()
+    encoder = VideoR3d18(R3d18Config(out_dim=None), feature).eval()
+    batch = batch_of(feature)
+    assert encoder.out_dim == 512
+    assert torch.equal(encoder(batch), encoder.backbone.features(batch["value"]))

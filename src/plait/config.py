@@ -72,6 +72,7 @@ class DataConfig(Section):
     root: str | None = Field(None, description="Folder that relative file paths in cells resolve against; default: the table's folder.")
     split: SplitConfig = Field(default_factory=SplitConfig, description="How rows are divided into train / validation / test.")
     cache: bool = Field(True, description="Use the preprocessing cache: decoded and preprocessed cells (frames, spectrograms, resized images) are stored once and memory-mapped by every later run. Which inputs use it: each input's `cache`.")
+    workers: int | None = Field(None, ge=1, description="Threads that decode media cells missing from the cache (PyAV and Pillow decode outside Python's lock). null: one per CPU core.")
     cache_dir: str | None = Field(None, description="Folder of the preprocessing cache; default: $PLAIT_CACHE_DIR, else ~/.cache/plait. Safe to share between concurrent runs.")
     on_bad_sample: Literal["error", "skip"] = Field("error", description="`error`: stop with a message naming the file, row and column. `skip`: leave the row out and list it in `skipped.jsonl`.")
 

@@ -73,7 +73,7 @@ def encode_split(data: Data, preprocessor: Preprocessor, split: str, config: Con
     rows = data.rows(split)
     positions = np.flatnonzero((data.split_of_row == split).to_numpy())
     return preprocessor.encode(rows, split, data.source, config.data.on_bad_sample, row_numbers=positions.tolist(),
-                               cache=make_cache(config))
+                               cache=make_cache(config), workers=config.data.workers or os.cpu_count() or 1)
 
 
 def make_preprocessor(config: Config) -> Preprocessor:

@@ -191,15 +191,48 @@ class CachedFeature:
     def __init__(self, column, store: ShardStore, stats: Stats):
         self.column, self.store, self.stats = column, store, stats
         self.spec = column.spec
+        self.keys: dict[str, str] = {}  # cell → fingerprint, so a file is read for it once
+        self.prefetched: set[str] = set()  # keys decoded by `prefetch`: already counted as misses
+
+    def fingerprint(self, value) -> str:
+        if str(value) not in self.keys:
+            self.keys[str(value)] = self.column.fingerprint(value)
+        return self.keys[str(value)]
 
     def encode(self, value) -> str:
-        key = self.column.fingerprint(value)
+        key = self.fingerprint(value)
+        if key in self.prefetched:
+            return key
         if key in self.store:
             self.stats.hits += 1
         else:
             self.store.add(key, self.column.encode(value))
             self.stats.misses += 1
         return key
+
+    def prefetch(self, values: list, workers: int) -> None:
+        """Fingerprint `values` and decode those not cached yet on `workers` threads (PyAV and Pillow do the work
+        outside the GIL). A cell that fails is left for `encode`, which meets the same problem and reports it
+        with its row under the bad-sample policy."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from plait.console import progress_bar
+        from plait.errors import BadSample, MissingValue
+
+        def load(value):
+            try:
+                key = self.fingerprint(value)
+                return None if key in self.store else (key, self.column.encode(value))
+            except (BadSample, MissingValue, OSError):
+                return None
+
+        with ThreadPoolExecutor(workers) as pool:
+            loaded = pool.map(load, values)
+            for result in progress_bar(loaded, f"decoding {self.spec.name} ({workers} threads)", total=len(values)):
+                if result is not None and result[0] not in self.store:
+                    self.store.add(*result)
+                    self.prefetched.add(result[0])
+                    self.stats.misses += 1
 
     def stack(self, keys: list[str | None]) -> CachedCells:
         self.store.flush()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from plait.data.cache import CachedCells, FeatureCache
+from plait.data.cache import CachedCells, CachedFeature, FeatureCache
 from plait.data.columns import Column, is_missing
 from plait.errors import BadSample, MissingValue, PlaitError
 from plait.registry import FEATURES, TASKS
@@ -90,14 +90,18 @@ class Preprocessor:
             column.load_state_dict(state[name])
 
     def encode(self, table: pd.DataFrame, split: str, source: str, on_bad_sample: str = "error", row_numbers=None,
-               with_targets: bool = True, cache: FeatureCache | None = None) -> EncodedSplit:
+               with_targets: bool = True, cache: FeatureCache | None = None, workers: int = 1) -> EncodedSplit:
         """Encode every cell (inputs only when `with_targets` is false, as for prediction). Under `error` the
         first bad cell stops with file, row and column named; under `skip` the row is left out and listed.
-        With a `cache`, inputs that use it are read from it, decoded only on a miss, and stay on disk."""
+        With a `cache`, inputs that use it are read from it, decoded only on a miss (on `workers` threads), and
+        stay on disk."""
         row_numbers = list(range(len(table))) if row_numbers is None else list(row_numbers)
         columns = self.columns if with_targets else dict(self.features)
         if cache is not None:
             columns = {name: cache.wrap(c) if self.uses_cache(name) else c for name, c in columns.items()}
+            for column in columns.values():
+                if isinstance(column, CachedFeature) and workers > 1:
+                    column.prefetch([v for v in table[column.spec.column].tolist() if not is_missing(v)], workers)
         encoded: dict[str, list] = {name: [] for name in columns}
         bad: dict[int, SkippedRow] = {}
         records = table.to_dict("records")

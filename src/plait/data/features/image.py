@@ -22,16 +22,14 @@ from plait.registry import FEATURES
 from plait.schema import InputBase, Section
 
 
-class ImageAugment(Section):
-    """Random changes applied to training batches only, on the device; all off by default."""
+class FlipCropJitter(Section):
+    """The augmentations images and video share; all off by default."""
 
-    hflip: float = Field(0.0, ge=0, le=1, description="Probability of flipping an image left to right.")
-    vflip: float = Field(0.0, ge=0, le=1, description="Probability of flipping an image upside down.")
-    rotate: float = Field(0.0, ge=0, le=180, description="Rotate by a random angle in [-rotate, rotate] degrees (0: off).")
+    hflip: float = Field(0.0, ge=0, le=1, description="Probability of flipping left to right.")
     crop_scale: tuple[float, float] | None = Field(
         None,
-        description="Random resized crop: cut a region covering this range of the image's area, e.g. [0.6, 1.0], "
-        "and resize it back to `size` (null: off).",
+        description="Random resized crop: cut a region covering this range of the area, e.g. [0.6, 1.0], and resize "
+        "it back to `size` (null: off).",
     )
     color_jitter: float = Field(
         0.0, ge=0, le=1, description="Strength of random brightness, contrast and (RGB only) saturation changes (0: off)."
@@ -46,7 +44,18 @@ class ImageAugment(Section):
 
     @property
     def active(self) -> bool:
-        return bool(self.hflip or self.vflip or self.rotate or self.crop_scale or self.color_jitter)
+        return bool(self.hflip or self.crop_scale or self.color_jitter)
+
+
+class ImageAugment(FlipCropJitter):
+    """Random changes applied to training batches only, on the device; all off by default."""
+
+    vflip: float = Field(0.0, ge=0, le=1, description="Probability of flipping an image upside down.")
+    rotate: float = Field(0.0, ge=0, le=180, description="Rotate by a random angle in [-rotate, rotate] degrees (0: off).")
+
+    @property
+    def active(self) -> bool:
+        return bool(super().active or self.vflip or self.rotate)
 
 
 class ImageSettings(InputBase):

@@ -19,38 +19,18 @@ from pydantic import Field, PositiveFloat, PositiveInt, field_validator
 
 from plait.data import media
 from plait.data.features.base import FileFeature
+from plait.data.features.image import FlipCropJitter
 from plait.errors import BadSample
 from plait.registry import FEATURES
-from plait.schema import InputBase, Section
+from plait.schema import InputBase
 
 KINETICS_MEAN = [0.43216, 0.394666, 0.37645]
 KINETICS_STD = [0.22803, 0.22145, 0.216989]
 
 
-class VideoAugment(Section):
+class VideoAugment(FlipCropJitter):
     """Random changes applied to training batches only, on the device, the same on every frame of a clip;
     all off by default."""
-
-    hflip: float = Field(0.0, ge=0, le=1, description="Probability of flipping a clip left to right.")
-    crop_scale: tuple[float, float] | None = Field(
-        None,
-        description="Random resized crop: cut a region covering this range of the frame's area, e.g. [0.6, 1.0], "
-        "and resize it back to `size` (null: off).",
-    )
-    color_jitter: float = Field(
-        0.0, ge=0, le=1, description="Strength of random brightness, contrast and saturation changes (0: off)."
-    )
-
-    @field_validator("crop_scale")
-    @classmethod
-    def _crop_range(cls, value):
-        if value is not None and not 0 < value[0] <= value[1] <= 1:
-            raise ValueError(f"needs 0 < low <= high <= 1 (got {list(value)})")
-        return value
-
-    @property
-    def active(self) -> bool:
-        return bool(self.hflip or self.crop_scale or self.color_jitter)
 
 
 class VideoSettings(InputBase):

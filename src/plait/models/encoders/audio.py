@@ -19,8 +19,8 @@ from pydantic import Field, PositiveInt, field_validator
 from torch import nn
 
 from plait.errors import PlaitError
-from plait.models.encoders.base import Encoder
-from plait.models.encoders.video import OUT_DIM, check_overrides, load_hf
+from plait.models.encoders.base import Encoder, projection
+from plait.models.encoders.video import OUT_DIM, PRETRAINED_OUT_DIM, check_overrides, load_hf
 from plait.registry import ENCODERS
 from plait.schema import EncoderBase
 
@@ -100,7 +100,7 @@ class HfAudioConfig(EncoderBase):
         "num_attention_heads: 2, intermediate_size: 128}. Without `path` they shape a randomly initialised model; "
         "with it they change the loaded config (e.g. dropout). `num_mel_bins` and `max_length` come from the input.",
     )
-    out_dim: PositiveInt = OUT_DIM
+    out_dim: PositiveInt | None = PRETRAINED_OUT_DIM
 
     @field_validator("overrides")
     @classmethod
@@ -136,8 +136,7 @@ class AudioHf(Encoder):
                 bins = self.model.config.num_mel_bins
                 raise PlaitError(f"inputs.{name}.n_mels: the model takes {bins} mel bins, the input gives {feature.n_mels}")
         self.max_length = self.model.config.max_length
-        self.project = nn.Sequential(nn.Linear(self.model.config.hidden_size, config.out_dim), nn.ReLU())
-        self.out_dim = config.out_dim
+        self.project, self.out_dim = projection(self.model.config.hidden_size, config.out_dim)
 
     def forward(self, batch):
         spectrogram = batch["value"].transpose(1, 2)  # [N, mel, F] → AST's [N, time, mel]

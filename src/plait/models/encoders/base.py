@@ -31,3 +31,10 @@ class Encoder(nn.Module):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
+
+
+def projection(in_dim: int, out_dim: int | None) -> tuple[nn.Module, int]:
+    """Linear + ReLU to `out_dim`, or nothing when `out_dim` is None; returns the module and the output size."""
+    if out_dim is None:
+        return nn.Identity(), in_dim
+    return nn.Sequential(nn.Linear(in_dim, out_dim), nn.ReLU()), out_dim

@@ -15,7 +15,7 @@ from pydantic import Field, PositiveInt, model_validator
 from torch import nn
 
 from plait.errors import PlaitError
-from plait.models.encoders.base import Encoder
+from plait.models.encoders.base import Encoder, projection
 from plait.models.encoders.pretrained import resolve_pretrained
 from plait.registry import ENCODERS
 from plait.schema import EncoderBase
@@ -105,7 +105,7 @@ class HfConfig(EncoderBase):
     out_dim: PositiveInt | None = Field(
         None,
         description="Project the pooled vector to this size (Linear + ReLU), e.g. 128 to match other encoders. null: "
-        "the model's hidden size. The projection is frozen with the model under `freeze`.",
+        "the model's hidden size, unprojected: the choice for a frozen model (`freeze` also fixes the projection).",
     )
 
 
@@ -135,8 +135,7 @@ class TextHf(Encoder):
             raise PlaitError(f"inputs.{feature.spec.name}.max_length: {feature.spec.max_length} is more than the model's {limit} positions")
         self.pooling = config.pooling
         hidden = self.model.config.hidden_size
-        self.project = nn.Sequential(nn.Linear(hidden, config.out_dim), nn.ReLU()) if config.out_dim else nn.Identity()
-        self.out_dim = config.out_dim or hidden
+        self.project, self.out_dim = projection(hidden, config.out_dim)
 
     def forward(self, batch):
         mask = batch["attention_mask"]

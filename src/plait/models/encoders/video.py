@@ -21,13 +21,19 @@ from pydantic import Field, PositiveInt, field_validator
 from torch import nn
 
 from plait.errors import PlaitError
-from plait.models.encoders.base import Encoder
+from plait.models.encoders.base import Encoder, projection
 from plait.models.encoders.image import square_or_pair
 from plait.models.encoders.pretrained import resolve_pretrained
 from plait.registry import ENCODERS
 from plait.schema import EncoderBase, nearest
 
 OUT_DIM = Field(128, description="Size of the encoder's output vector (a Linear + ReLU projection of its pooled features).")
+PRETRAINED_OUT_DIM = Field(
+    128,
+    description="Size of the encoder's output vector (a Linear + ReLU projection of its pooled features). null: the "
+    "backbone's own pooled features, unprojected: the choice for a frozen pretrained backbone (`freeze` also fixes the "
+    "projection, which would then stay random), especially with `cache_embeddings`.",
+)
 
 
 def check_overrides(value: dict[str, Any], config_class, from_input: dict[str, str]) -> dict[str, Any]:
@@ -147,7 +153,7 @@ def load_weights(module: nn.Module, path: str) -> None:
 
 class R3d18Config(EncoderBase):
     name: Literal["r3d18"] = "r3d18"
-    out_dim: PositiveInt = OUT_DIM
+    out_dim: PositiveInt | None = PRETRAINED_OUT_DIM
     weights: str | None = Field(
         None,
         description="Local file of torchvision `r3d_18` weights (`.pth` / `.pt` state dict, or `.safetensors`), e.g. "
@@ -178,8 +184,7 @@ class VideoR3d18(Encoder):
         self.backbone = R3D18(feature.channels)
         if config.weights is not None:
             load_weights(self.backbone, config.weights)
-        self.project = nn.Sequential(nn.Linear(512, config.out_dim), nn.ReLU())
-        self.out_dim = config.out_dim
+        self.project, self.out_dim = projection(512, config.out_dim)
 
     def forward(self, batch):
         return self.project(self.backbone.features(batch["value"]))
@@ -242,7 +247,7 @@ class HfVideoConfig(EncoderBase):
         "initialised model; with it they change the loaded config (e.g. dropout). `num_frames`, `image_size` and "
         "`num_channels` come from the input.",
     )
-    out_dim: PositiveInt = OUT_DIM
+    out_dim: PositiveInt | None = PRETRAINED_OUT_DIM
 
     @field_validator("overrides")
     @classmethod
@@ -278,8 +283,7 @@ class VideoHf(Encoder):
         hidden = self.model.config.hidden_size
         # use_mean_pooling models end without a layer norm: VideoMAE's classifier norms the mean (its fc_norm)
         self.norm = nn.LayerNorm(hidden, eps=self.model.config.layer_norm_eps) if self.model.layernorm is None else nn.Identity()
-        self.project = nn.Sequential(nn.Linear(hidden, config.out_dim), nn.ReLU())
-        self.out_dim = config.out_dim
+        self.project, self.out_dim = projection(hidden, config.out_dim)
 
     def _check_shape(self, feature) -> None:
         model, name = self.model.config, feature.spec.name
