@@ -46,7 +46,8 @@ def train(config: str | Path | Config | None = None, run_dir: str | Path | None 
         preprocessor.load_state_dict(load_preprocessing(last))
     else:
         preprocessor.fit(data.rows("train"))
-    splits = {name: encode_split(data, preprocessor, name, config) for name in nonempty_splits(data)}
+    cache = make_cache(config)  # one per run: its stores index the shards once for every split
+    splits = {name: encode_split(data, preprocessor, name, config, cache) for name in nonempty_splits(data)}
     skipped = write_skipped(list(splits.values()), run_dir / "skipped.jsonl")
     if skipped:
         say(f"[yellow]skipped {skipped} bad rows; see {run_dir / 'skipped.jsonl'}[/yellow]")
@@ -54,7 +55,7 @@ def train(config: str | Path | Config | None = None, run_dir: str | Path | None 
 
     model = MultimodalModel(config, preprocessor.features, preprocessor.tasks).to(device)
     print_table("parameters", ["component", "trainable", "frozen"], parameter_table(model))
-    embed_frozen_inputs(model, preprocessor.features, config, splits, make_cache(config), device)
+    embed_frozen_inputs(model, preprocessor.features, config, splits, cache, device)
     tracker = Tracker(run_dir, resume_step=load_state(last)["progress"]["step"] if resuming else None)
     trainer = Trainer(model, preprocessor.features, preprocessor.tasks, splits["train"], splits.get("validation"),
                       config.train, run_dir, preprocessor.state_dict(), device, tracker)
@@ -80,12 +81,12 @@ def build_cache(config: str | Path | Config, overrides: list[str] = ()) -> list[
     preprocessor = make_preprocessor(config)
     data = read_data(config, preprocessor)
     preprocessor.fit(data.rows("train"))  # fitted state (e.g. a text vocabulary) is part of a cache key
-    splits = {name: encode_split(data, preprocessor, name, config) for name in nonempty_splits(data)}
     cache = make_cache(config)
+    splits = {name: encode_split(data, preprocessor, name, config, cache) for name in nonempty_splits(data)}
     if embedded_inputs(config):
         model = MultimodalModel(config, preprocessor.features, preprocessor.tasks).to(device)
         embed_frozen_inputs(model, preprocessor.features, config, splits, cache, device)
-    used = {cache.namespace(f) for n, f in preprocessor.features.items() if preprocessor.uses_cache(n)} | set(cache.stores)
+    used = set(cache.stores)  # the namespaces this config read or wrote
     return [row for row in summarise(cache.folder) if row["namespace"] in used]
 
 
@@ -114,8 +115,9 @@ def _load_split(run_dir: str | Path, split: str, which: str = "best"):
     data = read_data(run.config, run.preprocessor)
     if not (data.split_of_row == split).any():
         raise PlaitError(f"{data.source}: no rows in split {split!r}")
-    splits = {split: encode_split(data, run.preprocessor, split, run.config)}
-    embed_frozen_inputs(run.model, run.preprocessor.features, run.config, splits, make_cache(run.config), run.device)
+    cache = make_cache(run.config)
+    splits = {split: encode_split(data, run.preprocessor, split, run.config, cache)}
+    embed_frozen_inputs(run.model, run.preprocessor.features, run.config, splits, cache, run.device)
     return run, splits[split]
 
 

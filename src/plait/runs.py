@@ -69,11 +69,14 @@ def make_cache(config: Config) -> FeatureCache | None:
     return FeatureCache(config.data.cache_dir) if config.data.cache else None
 
 
-def encode_split(data: Data, preprocessor: Preprocessor, split: str, config: Config) -> EncodedSplit:
+def encode_split(data: Data, preprocessor: Preprocessor, split: str, config: Config,
+                 cache: FeatureCache | None = None) -> EncodedSplit:
+    """One split, encoded; through `cache` (default: the config's own) when the config uses one."""
     rows = data.rows(split)
     positions = np.flatnonzero((data.split_of_row == split).to_numpy())
+    cache = cache or make_cache(config)
     return preprocessor.encode(rows, split, data.source, config.data.on_bad_sample, row_numbers=positions.tolist(),
-                               cache=make_cache(config), workers=config.data.workers or os.cpu_count() or 1)
+                               cache=cache, workers=config.data.workers or os.cpu_count() or 1)
 
 
 def make_preprocessor(config: Config) -> Preprocessor:

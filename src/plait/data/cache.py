@@ -109,6 +109,7 @@ class ShardStore:
         self.shards: dict[str, Shard] = {}
         self.index: dict[str, tuple[str, int]] = {}
         self.pending: list[tuple[str, dict[str, np.ndarray]]] = []
+        self.pending_keys: set[str] = set()
         self.pending_plain = False
         self.pending_bytes = 0
         self.refresh()
@@ -125,11 +126,12 @@ class ShardStore:
                 self.index.setdefault(key, (name, row))
 
     def __contains__(self, key: str) -> bool:
-        return key in self.index or any(key == k for k, _ in self.pending)
+        return key in self.index or key in self.pending_keys
 
     def add(self, key: str, cell) -> None:
         fields = as_fields(cell)
         self.pending.append((key, fields))
+        self.pending_keys.add(key)
         self.pending_plain = not isinstance(cell, dict)
         self.pending_bytes += sum(array.nbytes for array in fields.values())
         if len(self.pending) >= SHARD_CELLS or self.pending_bytes >= SHARD_BYTES:
@@ -149,7 +151,7 @@ class ShardStore:
         keys = {"keys": [key for key, _ in self.pending], "plain": self.pending_plain}
         (temporary / "keys.json").write_text(json.dumps(keys), encoding="utf-8")
         os.rename(temporary, self.folder / name)  # one step: readers see the whole shard or none of it
-        self.pending, self.pending_bytes = [], 0
+        self.pending, self.pending_keys, self.pending_bytes = [], set(), 0
         self.refresh()
 
     def read(self, key: str):

@@ -8,13 +8,13 @@ Encoders read the fitted feature's `channels` (3 or 1) and `size` (height, width
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import fsspec
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
-from pydantic import Field, PositiveFloat, ValidationInfo, field_validator
+from pydantic import AfterValidator, Field, PositiveFloat, ValidationInfo, field_validator
 
 from plait.data.features.base import FileFeature
 from plait.errors import BadSample
@@ -58,9 +58,27 @@ class ImageAugment(FlipCropJitter):
         return bool(super().active or self.vflip or self.rotate)
 
 
+def check_size(value):
+    if min((value,) if isinstance(value, int) else value) < 1:
+        raise ValueError(f"must be at least 1 pixel (got {value})")
+    return value
+
+
+def check_per_channel(value, mode: str = "RGB"):
+    """`mean` / `std`: one number, or one per channel of `mode`."""
+    channels = 3 if mode == "RGB" else 1
+    if isinstance(value, list) and len(value) not in (1, channels):
+        wanted = "one value" if channels == 1 else f"one value or {channels}"
+        raise ValueError(f"needs {wanted} for mode {mode} (got {len(value)})")
+    return value
+
+
+PixelSize = Annotated[int | tuple[int, int], AfterValidator(check_size)]
+
+
 class ImageSettings(InputBase):
     type: Literal["image"] = "image"
-    size: int | tuple[int, int] = Field(
+    size: PixelSize = Field(
         64, description="Resize every image to this size: one number for a square, or [height, width]."
     )
     mode: Literal["RGB", "L"] = Field("RGB", description="`RGB`: 3 channels. `L`: grayscale, 1 channel.")
@@ -76,22 +94,10 @@ class ImageSettings(InputBase):
     )
     augment: ImageAugment = Field(default_factory=ImageAugment, description="Augmentation of training batches.")
 
-    @field_validator("size")
-    @classmethod
-    def _positive(cls, value):
-        if min((value,) if isinstance(value, int) else value) < 1:
-            raise ValueError(f"must be at least 1 pixel (got {value})")
-        return value
-
     @field_validator("mean", "std")
     @classmethod
     def _per_channel(cls, value, info: ValidationInfo):
-        mode = info.data.get("mode", "RGB")
-        channels = 3 if mode == "RGB" else 1
-        if isinstance(value, list) and len(value) not in (1, channels):
-            wanted = "one value" if channels == 1 else f"one value or {channels}"
-            raise ValueError(f"needs {wanted} for mode {mode} (got {len(value)})")
-        return value
+        return check_per_channel(value, info.data.get("mode", "RGB"))
 
 
 def short_reason(error: Exception) -> str:

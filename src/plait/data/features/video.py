@@ -19,7 +19,7 @@ from pydantic import Field, PositiveFloat, PositiveInt, field_validator
 
 from plait.data import media
 from plait.data.features.base import FileFeature
-from plait.data.features.image import FlipCropJitter
+from plait.data.features.image import FlipCropJitter, PixelSize, check_per_channel
 from plait.errors import BadSample
 from plait.registry import FEATURES
 from plait.schema import InputBase
@@ -43,7 +43,7 @@ class VideoSettings(InputBase):
         "from the start of the clip; a clip shorter than the window is padded.",
     )
     fps: PositiveFloat = Field(8.0, description="Frames per second taken with `sampling: fps` (unused otherwise).")
-    size: int | tuple[int, int] = Field(
+    size: PixelSize = Field(
         112, description="Resize every frame to this size: one number for a square, or [height, width]."
     )
     mean: float | list[float] = Field(
@@ -58,19 +58,10 @@ class VideoSettings(InputBase):
     )
     augment: VideoAugment = Field(default_factory=VideoAugment, description="Augmentation of training batches.")
 
-    @field_validator("size")
-    @classmethod
-    def _positive(cls, value):
-        if min((value,) if isinstance(value, int) else value) < 1:
-            raise ValueError(f"must be at least 1 pixel (got {value})")
-        return value
-
     @field_validator("mean", "std")
     @classmethod
     def _per_channel(cls, value):
-        if isinstance(value, list) and len(value) not in (1, 3):
-            raise ValueError(f"needs one value or 3 (got {len(value)})")
-        return value
+        return check_per_channel(value)
 
 
 def uniform_indices(total: int, count: int) -> list[int]:

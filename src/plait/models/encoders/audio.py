@@ -20,7 +20,8 @@ from torch import nn
 
 from plait.errors import PlaitError
 from plait.models.encoders.base import Encoder, projection
-from plait.models.encoders.video import OUT_DIM, PRETRAINED_OUT_DIM, check_overrides, load_hf
+from plait.models.encoders.pretrained import check_overrides, load_hf
+from plait.models.encoders.video import OUT_DIM, PRETRAINED_OUT_DIM
 from plait.registry import ENCODERS
 from plait.schema import EncoderBase
 

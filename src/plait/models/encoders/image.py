@@ -8,8 +8,6 @@ model, set the input's `mean` / `std` to the ones the model was trained with.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, PositiveInt, ValidationInfo, field_validator
@@ -17,9 +15,9 @@ from torch import nn
 
 from plait.errors import PlaitError
 from plait.models.encoders.base import Encoder
-from plait.models.encoders.pretrained import resolve_pretrained
+from plait.models.encoders.pretrained import check_overrides, load_hf
 from plait.registry import ENCODERS
-from plait.schema import EncoderBase, nearest
+from plait.schema import EncoderBase
 
 
 class CnnConfig(EncoderBase):
@@ -89,12 +87,7 @@ class HfImageConfig(EncoderBase):
     def _known_overrides(cls, value, info: ValidationInfo):
         """A misspelt override would be silently ignored by transformers: reject it here instead."""
         if value and "arch" in info.data:
-            defaults = hf_classes(info.data["arch"])[0]()
-            unknown = [key for key in value if not hasattr(defaults, key)]
-            if unknown:
-                hint = nearest(unknown[0], [k for k in vars(defaults) if not k.startswith("_")])
-                suggestion = f"; did you mean {hint}?" if hint else ""
-                raise ValueError(f"{', '.join(unknown)}: not a key of {type(defaults).__name__}{suggestion}")
+            check_overrides(value, hf_classes(info.data["arch"])[0])
         return value
 
 
@@ -122,23 +115,13 @@ class ImageHf(Encoder):
                 shape.pop("image_size")
             self.model = model_class(config_class(**{**config.overrides, **shape}), **extra)
         else:
-            self.model = self._load(config, model_class, extra)
+            self.model = load_hf(config.path, model_class, ARCHS[config.arch][2], {**config.overrides, **extra},
+                                 wanted=f"one for arch `{config.arch}`")
         self.check_channels(feature)
         model_size = getattr(self.model.config, "image_size", None)
         model_size = tuple(model_size) if isinstance(model_size, (list, tuple)) else (model_size, model_size)
         self.interpolate = config.arch != "resnet" and model_size != tuple(feature.size)
         self.out_dim = self.model.config.hidden_sizes[-1] if config.arch == "resnet" else self.model.config.hidden_size
-
-    @staticmethod
-    def _load(config: HfImageConfig, model_class, extra: dict) -> nn.Module:
-        folder = resolve_pretrained(config.path)
-        model_type = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8")).get("model_type")
-        if model_type not in ARCHS[config.arch][2]:
-            raise PlaitError(f"{config.path}: a `{model_type}` model, not one for arch `{config.arch}`")
-        try:
-            return model_class.from_pretrained(folder, local_files_only=True, **config.overrides, **extra)
-        except (OSError, ValueError, TypeError) as error:
-            raise PlaitError(f"{config.path}: cannot load a Hugging Face model from this folder: {error}") from None
 
     def check_channels(self, feature) -> None:
         expected = self.model.config.num_channels

@@ -12,7 +12,6 @@ For torchvision's Kinetics-400 weights, set the input's mean / std to [0.43216, 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,9 +22,9 @@ from torch import nn
 from plait.errors import PlaitError
 from plait.models.encoders.base import Encoder, projection
 from plait.models.encoders.image import square_or_pair
-from plait.models.encoders.pretrained import resolve_pretrained
+from plait.models.encoders.pretrained import check_overrides, load_hf
 from plait.registry import ENCODERS
-from plait.schema import EncoderBase, nearest
+from plait.schema import EncoderBase
 
 OUT_DIM = Field(128, description="Size of the encoder's output vector (a Linear + ReLU projection of its pooled features).")
 PRETRAINED_OUT_DIM = Field(
@@ -34,31 +33,6 @@ PRETRAINED_OUT_DIM = Field(
     "backbone's own pooled features, unprojected: the choice for a frozen pretrained backbone (`freeze` also fixes the "
     "projection, which would then stay random), especially with `cache_embeddings`.",
 )
-
-
-def check_overrides(value: dict[str, Any], config_class, from_input: dict[str, str]) -> dict[str, Any]:
-    """Reject override keys transformers would silently ignore (misspelt), and the ones the input decides."""
-    taken = [key for key in value if key in from_input]
-    if taken:
-        raise ValueError(f"{', '.join(taken)}: set by the input's {', '.join(from_input[k] for k in taken)}, not here")
-    defaults = config_class()
-    unknown = [key for key in value if not hasattr(defaults, key)]
-    if unknown:
-        hint = nearest(unknown[0], [k for k in vars(defaults) if not k.startswith("_")])
-        suggestion = f"; did you mean {hint}?" if hint else ""
-        raise ValueError(f"{', '.join(unknown)}: not a key of {config_class.__name__}{suggestion}")
-    return value
-
-
-def load_hf(path: str, model_class, model_types: set[str], overrides: dict) -> nn.Module:
-    folder = resolve_pretrained(path)
-    model_type = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8")).get("model_type")
-    if model_type not in model_types:
-        raise PlaitError(f"{path}: a `{model_type}` model, not a {' / '.join(sorted(model_types))} one")
-    try:
-        return model_class.from_pretrained(folder, local_files_only=True, **overrides)
-    except (OSError, ValueError, TypeError) as error:
-        raise PlaitError(f"{path}: cannot load a Hugging Face model from this folder: {error}") from None
 
 
 # ---- ResNet3D-18 ---------------------------------------------------------------------------------------------
