@@ -1,4 +1,5 @@
-"""Read a manifest (CSV, JSONL, Parquet, or a dataset layout such as MELD) from any fsspec URL into a DataFrame, and divide its rows into splits."""
+"""Read a manifest (CSV, JSONL, Parquet, or a dataset layout such as MELD or an image–caption layout) from any fsspec
+URL into a DataFrame, and divide its rows into splits."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import fsspec
 import numpy as np
 import pandas as pd
 
+from plait.data.captions import LAYOUTS as CAPTION_LAYOUTS, read_captions
 from plait.data.meld import read_meld
 from plait.errors import PlaitError
 from plait.schema import nearest
@@ -24,7 +26,8 @@ def table_format(url: str, declared: str = "auto") -> str:
     if declared != "auto":
         return declared
     suffix = PurePosixPath(url.split("?")[0]).suffix.lower()
-    formats = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+    formats = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet",
+               ".json": "json", ".token": "flickr30k"}
     if suffix not in formats:
         raise PlaitError(f"{url}: cannot tell the table format from {suffix or 'no extension'!r}; set data.format")
     return formats[suffix]
@@ -35,6 +38,8 @@ def read_table(url: str, declared_format: str = "auto", csv_separator: str = ","
     kind = table_format(url, declared_format)
     if kind == "meld":
         return read_meld(url)
+    if kind in CAPTION_LAYOUTS or kind == "json":  # a .json file's own content tells COCO from Karpathy
+        return read_captions(url, "auto" if kind == "json" else kind)
     try:
         with fsspec.open(url, "rb") as handle:
             if kind == "csv":
@@ -58,7 +63,9 @@ def require_columns(table: pd.DataFrame, wanted: dict[str, str], source: str) ->
 
 
 def assign_splits(table: pd.DataFrame, split_config, source: str) -> pd.Series:
-    """One of `train` / `validation` / `test` per row."""
+    """One of `train` / `validation` / `test` per row. With `group`, all rows of a group share one split."""
+    if split_config.group is not None:
+        require_columns(table, {split_config.group: "data.split.group"}, source)
     if split_config.column is not None:
         require_columns(table, {split_config.column: "data.split.column"}, source)
         names = []
@@ -67,27 +74,64 @@ def assign_splits(table: pd.DataFrame, split_config, source: str) -> pd.Series:
             if name is None:
                 raise PlaitError(f"{source}, row {row}, column {split_config.column!r}: unknown split {value!r}; use train, validation or test")
             names.append(name)
-        return pd.Series(names, index=table.index)
+        split_of_row = pd.Series(names, index=table.index)
+        if split_config.group is not None:
+            check_groups(table[split_config.group], split_of_row, source)
+        return split_of_row
     return random_split(table, split_config, source)
 
 
+def check_groups(group: pd.Series, split_of_row: pd.Series, source: str) -> None:
+    """A group in two splits leaks (the captions of one image in train and in test): name the first such group."""
+    frame = pd.DataFrame({"group": group.to_numpy(), "split": split_of_row.to_numpy()}).dropna(subset=["group"])
+    counts = frame.groupby("group", sort=False)["split"].nunique()
+    if (counts > 1).any():
+        value = counts.index[(counts > 1).argmax()]
+        rows = frame[frame["group"] == value].drop_duplicates("split")
+        (row_a, split_a), (row_b, split_b) = list(rows["split"].items())[:2]
+        raise PlaitError(f"{source}, column {group.name!r}: {value!r} is in two splits, {split_a} (row {row_a}) and "
+                         f"{split_b} (row {row_b}); every row of a data.split.group must be in one split")
+
+
+def split_units(table: pd.DataFrame, split_config) -> np.ndarray:
+    """The unit a random split shuffles, per row: the row itself, or its `group` (a missing value is a group of
+    its own)."""
+    if split_config.group is None:
+        return np.arange(len(table))
+    codes, uniques = pd.factorize(table[split_config.group])
+    alone = codes < 0
+    codes[alone] = len(uniques) + np.arange(int(alone.sum()))
+    return codes
+
+
 def random_split(table: pd.DataFrame, split_config, source: str) -> pd.Series:
-    """Seeded shuffle; with `stratify`, each value of that column is divided in the same proportions."""
+    """Seeded shuffle of rows, or of groups with `group` (the ratios then count groups); with `stratify`, each
+    value of that column is divided in the same proportions (with `group`, every group needs one value)."""
     rng = np.random.default_rng(split_config.seed)
+    unit_of_row = split_units(table, split_config)
+    units = unit_of_row.max() + 1 if len(table) else 0
     if split_config.stratify:
         require_columns(table, {split_config.stratify: "data.split.stratify"}, source)
-        groups = [np.flatnonzero(table[split_config.stratify].astype(str).to_numpy() == value) for value in sorted(table[split_config.stratify].astype(str).unique())]
+        values = table[split_config.stratify].astype(str).to_numpy()
+        value_of_unit = np.empty(units, dtype=object)
+        value_of_unit[unit_of_row] = values
+        mixed = np.flatnonzero(value_of_unit[unit_of_row] != values)
+        if mixed.size:
+            row = int(mixed[0])
+            raise PlaitError(f"{source}, row {row}: group {table[split_config.group].iloc[row]!r} has more than one "
+                             f"value of {split_config.stratify!r}, so data.split.stratify cannot keep it whole")
+        strata = [np.flatnonzero(value_of_unit == value) for value in sorted(set(values))]
     else:
-        groups = [np.arange(len(table))]
-    names = np.empty(len(table), dtype=object)
-    for rows in groups:
-        rows = rng.permutation(rows)
-        n_train = int(round(split_config.ratios[0] * len(rows)))
-        n_validation = int(round(split_config.ratios[1] * len(rows)))
-        names[rows[:n_train]] = "train"
-        names[rows[n_train:n_train + n_validation]] = "validation"
-        names[rows[n_train + n_validation:]] = "test"
-    return pd.Series(names, index=table.index)
+        strata = [np.arange(units)]
+    names = np.empty(units, dtype=object)
+    for members in strata:
+        members = rng.permutation(members)
+        n_train = int(round(split_config.ratios[0] * len(members)))
+        n_validation = int(round(split_config.ratios[1] * len(members)))
+        names[members[:n_train]] = "train"
+        names[members[n_train:n_train + n_validation]] = "validation"
+        names[members[n_train + n_validation:]] = "test"
+    return pd.Series(names[unit_of_row], index=table.index)
 
 
 def resolve_root(table_url: str, root: str | None) -> str:
