@@ -7,6 +7,7 @@ assembles them into the full schema.
 from __future__ import annotations
 
 import difflib
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -122,6 +123,11 @@ def format_validation_error(error: ValidationError, raw: Any) -> list[str]:
             suggestion = f"did you mean {hint}?" if hint else f"choose one of {', '.join(tags)}"
             key = str(ctx.get("discriminator", "")).strip("'")
             lines.append(f"{prefix}{key}: unknown value {ctx.get('tag')!r}; {suggestion}")
+        elif item["type"] == "literal_error" and re.findall(r"'([^']*)'", str(ctx.get("expected", ""))):
+            choices = re.findall(r"'([^']*)'", str(ctx["expected"]))
+            hint = nearest(item.get("input"), choices)
+            suggestion = f"did you mean {hint}?" if hint else f"choose one of {', '.join(choices)}"
+            lines.append(f"{path}: unknown value {item.get('input')!r}; {suggestion}")
         elif item["type"] == "missing":
             lines.append(f"{path}: required key is missing")
         else:
