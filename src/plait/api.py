@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from plait.config import Config, config_hash, load_config, save_config
+import torch
+
+from plait.config import Config, config_hash, load_config, save_config, to_dict
 from plait.console import print_table, say
 from plait.data.dataset import write_skipped
 from plait.errors import PlaitError
+from plait.evaluation.captions import write_samples
 from plait.evaluation.evaluate import evaluate_split
 from plait.evaluation.plots import history_plots
 from plait.data.cache import summarise
@@ -16,7 +19,7 @@ from plait.models.model import MultimodalModel, parameter_table
 from plait.runs import (TrainedRun, chosen_checkpoint, configure_torch, encode_split, load_run, make_cache, make_preprocessor,
                         new_run_dir, nonempty_splits, read_data, write_json)
 from plait.training.checkpoint import has_checkpoint, load_preprocessing, load_state, load_weights
-from plait.training.tracking import Tracker, read_metrics
+from plait.training.tracking import Tracker, read_metrics, require_trackers
 from plait.training.trainer import Trainer
 
 
@@ -36,6 +39,7 @@ def train(config: str | Path | Config | None = None, run_dir: str | Path | None 
     last = run_dir / "checkpoints" / "last"
     resuming = resume is not None and has_checkpoint(last)
     say(f"run folder: {run_dir}  (config {config_hash(config)}{', resuming' if resuming else ''})")
+    require_trackers(config.tracking)  # a missing tracker package fails before any data work
 
     device = configure_torch(config.train)
     preprocessor = make_preprocessor(config)
@@ -46,6 +50,8 @@ def train(config: str | Path | Config | None = None, run_dir: str | Path | None 
         preprocessor.load_state_dict(load_preprocessing(last))
     else:
         preprocessor.fit(data.rows("train"))
+        for task in preprocessor.tasks.values():
+            task.save_files(run_dir)
     cache = make_cache(config)  # one per run: its stores index the shards once for every split
     splits = {name: encode_split(data, preprocessor, name, config, cache) for name in nonempty_splits(data)}
     skipped = write_skipped(list(splits.values()), run_dir / "skipped.jsonl")
@@ -56,17 +62,19 @@ def train(config: str | Path | Config | None = None, run_dir: str | Path | None 
     model = MultimodalModel(config, preprocessor.features, preprocessor.tasks).to(device)
     print_table("parameters", ["component", "trainable", "frozen"], parameter_table(model))
     embed_frozen_inputs(model, preprocessor.features, config, splits, cache, device)
-    tracker = Tracker(run_dir, resume_step=load_state(last)["progress"]["step"] if resuming else None)
-    trainer = Trainer(model, preprocessor.features, preprocessor.tasks, splits["train"], splits.get("validation"),
-                      config.train, run_dir, preprocessor.state_dict(), device, tracker)
-    if resuming:
-        trainer.restore(last)
+    tracker = Tracker(run_dir, resume_step=load_state(last)["progress"]["step"] if resuming else None, backends=config.tracking,
+                      config=to_dict(config), name=run_dir.name)
     try:
+        trainer = Trainer(model, preprocessor.features, preprocessor.tasks, splits["train"], splits.get("validation"),
+                          config.train, run_dir, preprocessor.state_dict(), device, tracker)
+        if resuming:
+            trainer.restore(last)
         trainer.fit()
     finally:
         tracker.close()
-    load_weights(chosen_checkpoint(run_dir, "best"), model)
-    finish(TrainedRun(run_dir, config, preprocessor, model, device), splits)
+    best = chosen_checkpoint(run_dir, "best")
+    load_weights(best, model)
+    finish(TrainedRun(run_dir, config, preprocessor, model, device, best), splits)
     say(f"done: {run_dir}")
     return run_dir
 
@@ -98,10 +106,22 @@ def finish(run: TrainedRun, splits: dict) -> None:
     for name in ("validation", "test"):
         if name in splits and len(splits[name]):
             metrics, predictions = _evaluate_encoded(run, splits[name])
-            write_json(run_dir / "evaluation" / f"{name}.json", metrics)
+            write_evaluation(run, name, metrics, predictions)
             if name == "test" or "test" not in splits:
                 for output, task in run.preprocessor.tasks.items():
                     task.plot(predictions[output], splits[name].targets[output], str(plots), name)
+
+
+def write_evaluation(run: TrainedRun, split: str, metrics: dict, predictions: dict) -> None:
+    """`evaluation/SPLIT.json`, and for each generating output a sample of what it wrote next to the references
+    (`evaluation/SPLIT_OUTPUT_samples.json`)."""
+    folder = run.folder / "evaluation"
+    write_json(folder / f"{split}.json", metrics)
+    for name, task in run.preprocessor.tasks.items():
+        generated = predictions[name].get("generated") if isinstance(predictions.get(name), dict) else None
+        if generated is not None and task.spec.samples:
+            write_samples(folder / f"{split}_{name}_samples.json", generated.groups, generated.texts, generated.references,
+                          task.spec.samples)
 
 
 def _evaluate_encoded(run, split, drop=frozenset()):
@@ -124,9 +144,18 @@ def _load_split(run_dir: str | Path, split: str, which: str = "best"):
 def evaluate(run_dir: str | Path, split: str = "test", which: str = "best") -> dict:
     """Metrics of a trained run on one split; also written to `evaluation/<split>.json`."""
     run, encoded = _load_split(run_dir, split, which)
-    metrics, _ = _evaluate_encoded(run, encoded)
-    write_json(Path(run_dir) / "evaluation" / f"{split}.json", metrics)
+    metrics, predictions = _evaluate_encoded(run, encoded)
+    write_evaluation(run, split, metrics, predictions)
     return metrics
+
+
+def evaluate_untrained(run_dir: str | Path, split: str = "test") -> dict:
+    """Metrics of the run's model with fresh random weights drawn with the run's seed: the floor training must clear.
+    Pretrained encoders load their weights as in training, so frozen ones' cached embeddings still hold."""
+    run, encoded = _load_split(run_dir, split)
+    torch.manual_seed(run.config.train.seed)
+    run.model = MultimodalModel(run.config, run.preprocessor.features, run.preprocessor.tasks).to(run.device)
+    return _evaluate_encoded(run, encoded)[0]
 
 
 def input_ablation(run_dir: str | Path, split: str = "test") -> dict[str, dict]:

@@ -46,20 +46,69 @@ def evaluate(
         print_table(f"{split} metrics", ["metric", "value"], [[k, v] for k, v in metrics.items()], to_stdout=True)
 
 
+BEAM_HELP = "Beams when writing captions (1: greedy; default: the run's generation.beam_size)."
+
+
 @app.command()
 def predict(
-    run_dir: Path = typer.Argument(..., help="A run folder."),
-    input: str = typer.Option(..., "--input", help="Rows to predict: .csv, .jsonl or .parquet with the input columns."),
+    run_dir: Path = typer.Argument(..., help="A run folder (or a folder written by `plait export`)."),
+    input: str = typer.Option(..., "--input", help="Rows to predict: .csv, .jsonl or .parquet with the input columns, "
+                              "or a folder of files when the run reads one file input (photos to caption)."),
     output: str = typer.Option(..., "--output", help="Where to write predictions: .csv, .jsonl or .parquet."),
     checkpoint: str = typer.Option("best", help="best or last."),
     on_bad_sample: Optional[str] = typer.Option(None, help="error or skip (default: the run's setting)."),
+    beam_size: Optional[int] = typer.Option(None, min=1, help=BEAM_HELP),
 ):
-    """Write predictions in user values: labels with class probabilities, numbers in original units."""
+    """Write predictions in user values: labels with class probabilities, numbers in original units, captions."""
     from plait.inference.predict import predict_file
     from plait.runs import load_run
 
-    result = predict_file(load_run(run_dir, checkpoint), input, output, on_bad_sample)
+    result = predict_file(load_run(run_dir, checkpoint), input, output, on_bad_sample, beam_size=beam_size)
     typer.echo(f"wrote {len(result)} predictions to {output}")
+
+
+@app.command()
+def caption(
+    run_dir: Path = typer.Argument(..., help="A captioning run folder (or a folder written by `plait export`)."),
+    files: list[Path] = typer.Argument(..., help="Image files to caption."),
+    checkpoint: str = typer.Option("best", help="best or last."),
+    beam_size: Optional[int] = typer.Option(None, min=1, help=BEAM_HELP),
+    length_penalty: Optional[float] = typer.Option(None, help="Default: the run's generation.length_penalty."),
+    max_length: Optional[int] = typer.Option(None, min=1, help="Most tokens per caption (default: the run's)."),
+):
+    """Print a caption for each image: the caption alone for one file, FILE<TAB>caption for several."""
+    from plait.inference.predict import predict_paths
+    from plait.runs import load_run
+
+    run = load_run(run_dir, checkpoint)
+    outputs = [name for name, task in run.preprocessor.tasks.items() if task.generates]
+    if not outputs:
+        raise PlaitError(f"{run_dir}: this run has no caption output")
+    result = predict_paths(run, [str(path) for path in files], "error", beam_size=beam_size,
+                           length_penalty=length_penalty, max_length=max_length)
+    captions = result[f"{outputs[0]}_pred"].tolist()
+    for path, text in zip(files, captions):
+        typer.echo(text if len(files) == 1 else f"{path}\t{text}")
+
+
+@app.command()
+def export(
+    run_dir: Path = typer.Argument(..., help="A run folder."),
+    out: Optional[Path] = typer.Argument(None, help="New folder to write (default: RUN_DIR/export-hf)."),
+    format: str = typer.Option("hf", "--format", help="hf: a Hugging Face Hub model folder (weights, config, tokenizer, model card)."),
+    checkpoint: str = typer.Option("best", help="best or last."),
+    push: Optional[str] = typer.Option(None, "--push", help="Also upload the folder to this Hub repository (user/name); needs the network and a token."),
+    private: bool = typer.Option(False, help="With --push: create the repository as private."),
+):
+    """Write a trained run as a self-contained folder for the Hugging Face Hub, and optionally upload it."""
+    from plait.inference.export import export_hf, push_to_hub
+
+    if format != "hf":
+        raise PlaitError(f"--format {format}: the only export format is hf")
+    folder = export_hf(run_dir, out or run_dir / "export-hf", checkpoint)
+    typer.echo(f"wrote {folder}")
+    if push:
+        typer.echo(f"uploaded to {push_to_hub(folder, push, private)}")
 
 
 @app.command()
@@ -77,9 +126,11 @@ def validate(
 @app.command()
 def demo(
     folder: Optional[Path] = typer.Option(None, help="Where to generate the data and the run (default: a temporary folder)."),
-    rows: Optional[int] = typer.Option(None, help="Rows of generated data (default: 1500 multimodal, 400 sentiment)."),
-    recipe: str = typer.Option("multimodal", help="multimodal (photo + note + reading, seconds) or sentiment (MELD-layout "
-                               "clips: video + audio + text, minutes on a CPU)."),
+    rows: Optional[int] = typer.Option(None, help="Rows of generated data (default: 1500 multimodal, 400 sentiment, "
+                                       "3000 captioning, i.e. 600 images with 5 captions each)."),
+    recipe: str = typer.Option("multimodal", help="multimodal (photo + note + reading, seconds), sentiment (MELD-layout "
+                               "clips: video + audio + text, minutes on a CPU) or captioning (Flickr30k-layout shapes: "
+                               "image → caption, minutes on a CPU)."),
     set_: list[str] = typer.Option([], "--set", help="Override a recipe key, e.g. --set train.epochs=3."),
 ):
     """Generate data in a real layout, train an embedded recipe on it, and show fusion against each input left out."""

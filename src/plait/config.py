@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import Field, ValidationError, create_model, model_validator
+from pydantic import Field, ValidationError, create_model, field_validator, model_validator
 
 import plait.components  # noqa: F401  (fills the registries)
 from plait.errors import PlaitError
@@ -52,7 +52,8 @@ class SplitConfig(Section):
     column: str | None = Field(None, description="Column holding `train` / `validation` (or `val`, `dev`) / `test`. The default when `ratios` is not given: `split`.")
     ratios: tuple[float, float, float] | None = Field(None, description="Train / validation / test fractions for a seeded random split, e.g. [0.8, 0.1, 0.1].")
     seed: int = Field(0, description="Seed of the random split.")
-    stratify: str | None = Field(None, description="Column whose value proportions each split keeps (random split only).")
+    stratify: str | None = Field(None, description="Column whose value proportions each split keeps (random split only; with `group`, every group must hold one value).")
+    group: str | None = Field(None, description="Column whose equal values always land in the same split, e.g. `image_id` so that all captions of one image stay together. A random split then shuffles groups and its `ratios` are fractions of groups, not rows; a `column` split is checked, and a group found in two splits is an error.")
 
     @model_validator(mode="after")
     def _one_way(self):
@@ -66,8 +67,14 @@ class SplitConfig(Section):
 
 
 class DataConfig(Section):
-    table: str = Field(description="The manifest: a .csv, .jsonl or .parquet file (or a MELD folder, see `format`), a local path or any fsspec URL (s3://...). Relative to the config file.")
-    format: Literal["auto", "csv", "jsonl", "parquet", "meld"] = Field("auto", description="Table format; `auto` goes by the file extension. `meld`: `table` is a MELD folder (`{train,dev,test}_sent_emo.csv` and a clip folder per split) or one of its CSVs; rows gain `clip` (the path of `dia{Dialogue_ID}_utt{Utterance_ID}.mp4`) and `split`.")
+    table: str = Field(description="The manifest: a .csv, .jsonl or .parquet file (or a MELD folder, an image–caption file or folder, see `format`), a local path or any fsspec URL (s3://...). Relative to the config file.")
+    format: Literal["auto", "csv", "jsonl", "parquet", "meld", "flickr30k", "coco", "karpathy"] = Field("auto", description="Table format; `auto` goes by the file extension (`.json`: COCO or Karpathy, told by its content; `.token`: `flickr30k`). "
+        "`meld`: `table` is a MELD folder (`{train,dev,test}_sent_emo.csv` and a clip folder per split) or one of its CSVs; rows gain `clip` (the path of `dia{Dialogue_ID}_utt{Utterance_ID}.mp4`) and `split`. "
+        "The image–caption layouts give one row per (image, caption) pair with columns `image`, `caption`, `image_id`, `caption_number` and, where the layout has splits, `split`: "
+        "`flickr30k`: Flickr30k or Flickr8k captions, `table` being Kaggle's `results.csv` (`image_name| comment_number| comment`), the original `results_20130124.token`, Kaggle's `captions.txt` (`image,caption`) or the folder holding one; no splits (use `split: {ratios: ..., group: image_id}`). "
+        "`coco`: `captions_{train,val}2017.json` (or 2014), one file or a COCO folder holding `annotations/captions_*.json`; the split comes from each file's name. "
+        "`karpathy`: `dataset_{flickr8k,flickr30k,coco}.json`; the split from each image's `split`, `restval` counting as train. "
+        "Images are looked for beside the captions file and one folder up (`images/`, `flickr30k_images/`, `flickr30k-images/`, COCO's `train2017/`-style split folders, Karpathy's `filepath/filename`); found, `image` holds full paths; not found, the names as written, relative to `root`.")
     csv_separator: str = Field(",", description="Field separator of a CSV table.")
     root: str | None = Field(None, description="Folder that relative file paths in cells resolve against; default: the table's folder.")
     split: SplitConfig = Field(default_factory=SplitConfig, description="How rows are divided into train / validation / test.")
@@ -129,6 +136,15 @@ class Config(Section):
     outputs: list[OutputConfig] = Field(min_length=1, description="The columns the model predicts, each with a `type`.")  # type: ignore[valid-type]
     fusion: FusionConfig = Field(default_factory=FUSIONS["concat"].Config, description="How the encoders' outputs are combined.")  # type: ignore[valid-type]
     train: TrainConfig = Field(default_factory=TrainConfig, description="The training loop.")
+    tracking: list[Literal["tensorboard", "wandb"]] = Field(["tensorboard"], description="Where metrics go besides `metrics.jsonl`, which is always written. `wandb` (Weights & Biases) needs `pip install wandb` and reads WANDB_MODE, WANDB_PROJECT, WANDB_ENTITY, WANDB_DIR... from the environment; the project defaults to `name`, and WANDB_MODE=offline logs locally with no network.")
+
+    @field_validator("tracking")
+    @classmethod
+    def _unique_trackers(cls, tracking: list[str]) -> list[str]:
+        repeated = sorted({t for t in tracking if tracking.count(t) > 1})
+        if repeated:
+            raise ValueError(f"each tracker once; repeated: {', '.join(repeated)}")
+        return tracking
 
     @model_validator(mode="after")
     def _unique_names(self):
@@ -141,6 +157,18 @@ class Config(Section):
             if spec.encoder.cache_embeddings and augment is not None and augment.active:
                 raise ValueError(f"inputs.{spec.name}: encoder.cache_embeddings computes each row's embedding once, "
                                  "so it cannot follow random augmentation; turn `augment` off or the cache off")
+        return self
+
+    @model_validator(mode="after")
+    def _caption_references(self):
+        """A caption's references default to the first input's column (the image), and a random split keeps all
+        captions of one image on the same side unless told otherwise."""
+        captions = [spec for spec in self.outputs if spec.type == "caption"]
+        for spec in captions:
+            spec.references = spec.references or self.inputs[0].column
+        split = self.data.split
+        if captions and split.ratios is not None and split.group is None:
+            split.group = captions[0].references
         return self
 
 

@@ -92,6 +92,7 @@ class TrainedRun:
     preprocessor: Preprocessor
     model: MultimodalModel
     device: torch.device
+    checkpoint: Path  # the folder the weights came from
 
 
 def chosen_checkpoint(folder: Path, which: str) -> Path:
@@ -100,19 +101,25 @@ def chosen_checkpoint(folder: Path, which: str) -> Path:
     return wanted if has_checkpoint(wanted) else Path(folder) / "checkpoints" / "last"
 
 
+def is_export(folder: Path) -> bool:
+    """A folder written by `plait export`: the weights sit beside config.yaml, with no checkpoints/ folder."""
+    return (folder / "model.safetensors").is_file() and not (folder / "checkpoints").is_dir()
+
+
 def load_run(folder: str | Path, which: str = "best") -> TrainedRun:
+    """A run folder (its `which` checkpoint), or a folder written by `plait export`."""
     folder = Path(folder)
     if not (folder / "config.yaml").is_file():
         raise PlaitError(f"{folder}: not a plait run folder (no config.yaml)")
     config = load_config(folder / "config.yaml")
-    checkpoint = chosen_checkpoint(folder, which)
+    checkpoint = folder if is_export(folder) else chosen_checkpoint(folder, which)
     device = configure_torch(config.train)
     preprocessor = make_preprocessor(config)
     preprocessor.load_state_dict(load_preprocessing(checkpoint))
     model = MultimodalModel(config, preprocessor.features, preprocessor.tasks).to(device)
     load_weights(checkpoint, model)
     model.eval()
-    return TrainedRun(folder, config, preprocessor, model, device)
+    return TrainedRun(folder, config, preprocessor, model, device, checkpoint)
 
 
 def write_json(path: Path, value) -> None:

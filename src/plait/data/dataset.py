@@ -36,6 +36,7 @@ class EncodedSplit:
     inputs: dict[str, Tensors | CachedCells]
     targets: dict[str, Tensors]
     skipped: list[SkippedRow] = field(default_factory=list)
+    row_info: dict[str, dict[str, list]] = field(default_factory=dict)  # per output: values its evaluation reads (TaskType.row_info)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -70,6 +71,7 @@ class Preprocessor:
         needed = {c.spec.column: f"input {n}" for n, c in self.features.items()}
         if with_targets:
             needed.update({c.spec.column: f"output {n}" for n, c in self.tasks.items()})
+            needed.update({c.spec.references: f"output {n} (references)" for n, c in self.tasks.items() if getattr(c.spec, "references", None)})
         return needed
 
     def fit(self, train: pd.DataFrame) -> None:
@@ -114,12 +116,14 @@ class Preprocessor:
         stacked = {name: column.stack([encoded[name][i] for i in keep]) for name, column in columns.items()}
         if cache is not None:
             cache.save_stats()
+        kept_rows = table.iloc[keep]
         return EncodedSplit(
             name=split,
             rows=[row_numbers[i] for i in keep],
             inputs={name: stacked[name] for name in self.features},
             targets={name: stacked[name] for name in self.tasks if name in stacked},
             skipped=sorted(bad.values(), key=lambda s: s.row),
+            row_info={name: task.row_info(kept_rows) for name, task in self.tasks.items()} if with_targets else {},
         )
 
     def uses_cache(self, name: str) -> bool:
@@ -166,6 +170,14 @@ def to_device(batch, device: torch.device):
     if isinstance(batch, dict):
         return {k: to_device(v, device) for k, v in batch.items()}
     return batch.to(device, non_blocking=True)
+
+
+def load_batch(split: EncodedSplit, indices: torch.Tensor, tasks: dict, device: torch.device) -> dict:
+    """The rows `indices` of a split on the device, each output's targets collated by its task (a caption's
+    decoder input and shifted labels)."""
+    batch = to_device(split.batch(indices), device)
+    batch["targets"] = {name: tasks[name].collate(target) for name, target in batch["targets"].items()}
+    return batch
 
 
 def prepare_inputs(features: dict, inputs: dict, training: bool) -> dict:

@@ -1,30 +1,89 @@
-"""Run a model over an encoded split and score every output."""
+"""Run a model over an encoded split and score every output; outputs that generate (captions) are also written
+out once per group of rows (per image) and scored against all of that group's references."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 
 import torch
 
-from plait.data.dataset import EncodedSplit, prepare_inputs, to_device
+from plait.console import progress_bar
+from plait.data.dataset import EncodedSplit, load_batch, prepare_inputs, to_device
+
+
+@dataclass
+class Generated:
+    """One generated output per group of rows: the first row of each group, its text, and the group's references."""
+
+    rows: list[int]  # positions in the split
+    groups: list[str]
+    texts: list[str]
+    references: list[list[str]]
+
+
+def to_cpu(tree):
+    if isinstance(tree, dict):
+        return {key: to_cpu(value) for key, value in tree.items()}
+    return tree.detach().float().cpu()
+
+
+def concatenate(parts: list):
+    if isinstance(parts[0], dict):
+        return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
+    return torch.cat(parts)
 
 
 @torch.no_grad()
-def predict_split(model, features: dict, split: EncodedSplit, batch_size: int, device, drop=frozenset()) -> dict[str, torch.Tensor]:
-    """Raw predictions per output for every row of the split, in order. `drop` leaves inputs out (masked)."""
+def predict_split(model, features: dict, tasks: dict, split: EncodedSplit, batch_size: int, device,
+                  drop=frozenset()) -> dict[str, torch.Tensor | dict]:
+    """Raw predictions per output for every row of the split, in order (each task's `reduce` of them, when the split
+    has targets). A generating output appears only when the split has its targets. `drop` leaves inputs out."""
     was_training = model.training
     model.eval()
     collected = defaultdict(list)
     for indices in torch.arange(len(split)).split(batch_size):
-        batch = to_device(split.batch(indices), device)
-        outputs = model(prepare_inputs(features, batch["inputs"], training=False), drop=frozenset(drop))
+        batch = load_batch(split, indices, tasks, device)
+        targets = batch["targets"] or None
+        outputs = model(prepare_inputs(features, batch["inputs"], training=False), drop=frozenset(drop), targets=targets)
         for name, prediction in outputs.items():
-            collected[name].append(prediction.float().cpu())
+            if targets and name in targets:
+                prediction = tasks[name].reduce(prediction, targets[name])
+            collected[name].append(to_cpu(prediction))
     model.train(was_training)
-    return {name: torch.cat(parts) for name, parts in collected.items()}
+    return {name: concatenate(parts) for name, parts in collected.items()}
 
 
-def score(tasks: dict, predictions: dict[str, torch.Tensor], split: EncodedSplit) -> dict[str, float]:
+@torch.no_grad()
+def generate_rows(model, features: dict, output: str, split: EncodedSplit, rows: list[int], batch_size: int, device,
+                  drop=frozenset(), **options) -> list[list[int]]:
+    """Token ids the head of `output` writes for `rows` of the split (options: beam_size, length_penalty, max_length)."""
+    was_training = model.training
+    model.eval()
+    generated: list[list[int]] = []
+    batches = torch.tensor(rows, dtype=torch.long).split(batch_size)
+    for indices in progress_bar(batches, f"generating {output} ({split.name})", total=len(batches)):
+        inputs = to_device(split.batch(indices)["inputs"], device)
+        generated += model.generate(prepare_inputs(features, inputs, training=False), output, frozenset(drop), **options)
+    model.train(was_training)
+    return generated
+
+
+def generate_for_groups(model, features, task, output: str, split: EncodedSplit, batch_size: int, device,
+                        drop=frozenset()) -> Generated:
+    """One generated text per group (image) of the split, with every reference text of that group."""
+    info = split.row_info[output]
+    first: dict[str, int] = {}
+    references: dict[str, list[str]] = defaultdict(list)
+    for position, (group, text) in enumerate(zip(info["group"], info["caption"])):
+        first.setdefault(group, position)
+        references[group].append(text)
+    groups = list(first)
+    ids = generate_rows(model, features, output, split, [first[g] for g in groups], batch_size, device, drop)
+    return Generated([first[g] for g in groups], groups, task.decode_ids(ids), [references[g] for g in groups])
+
+
+def score(tasks: dict, predictions: dict, split: EncodedSplit) -> dict[str, float]:
     """`loss` (weighted total), and per output `NAME.loss` and `NAME.METRIC`."""
     metrics: dict[str, float] = {}
     total = 0.0
@@ -38,5 +97,13 @@ def score(tasks: dict, predictions: dict[str, torch.Tensor], split: EncodedSplit
 
 
 def evaluate_split(model, features, tasks, split, batch_size, device, drop=frozenset()) -> tuple[dict[str, float], dict]:
-    predictions = predict_split(model, features, split, batch_size, device, drop)
-    return score(tasks, predictions, split), predictions
+    """Metrics of every output on a split, and the predictions behind them (a generating output's also hold its
+    `Generated` texts under `generated`)."""
+    predictions = predict_split(model, features, tasks, split, batch_size, device, drop)
+    metrics = score(tasks, predictions, split)
+    for name, task in tasks.items():
+        if task.generates:
+            generated = generate_for_groups(model, features, task, name, split, batch_size, device, drop)
+            metrics.update({f"{name}.{key}": value for key, value in task.text_metrics(generated.texts, generated.references).items()})
+            predictions[name] = {**predictions[name], "generated": generated}
+    return metrics, predictions

@@ -1,35 +1,93 @@
-"""Predictions of a trained run for new rows, in user values: labels, class probabilities, numbers."""
+"""Predictions of a trained run for new rows, in user values: labels, class probabilities, numbers, captions.
+
+The rows come from a table, or from a folder of files (or a list of paths) when the run reads one file input, such
+as the photos of a captioning run.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from plait.data.features.base import FileFeature
 from plait.data.tables import read_table, require_columns, resolve_root, table_format
 from plait.errors import PlaitError
-from plait.evaluation.evaluate import predict_split
+from plait.evaluation.evaluate import generate_rows, predict_split
 from plait.runs import TrainedRun
 
 
-def predict_table(run: TrainedRun, table: pd.DataFrame, source: str, on_bad_sample: str | None = None) -> pd.DataFrame:
-    """`row` (position in the input), then per output `NAME_pred` (and `NAME_prob_LABEL` for categories)."""
+def predict_table(run: TrainedRun, table: pd.DataFrame, source: str, on_bad_sample: str | None = None,
+                  **generation) -> pd.DataFrame:
+    """`row` (position in the input), then per output `NAME_pred` (and `NAME_prob_LABEL` for categories).
+    `generation` changes how captions are written (beam_size, length_penalty, max_length)."""
     require_columns(table, run.preprocessor.required_columns(with_targets=False), source)
     policy = on_bad_sample or run.config.data.on_bad_sample
     encoded = run.preprocessor.encode(table, "predict", source, policy, with_targets=False)
-    predictions = predict_split(run.model, run.preprocessor.features, encoded, run.config.train.evaluation_batch_size, run.device)
+    features, tasks, batch_size = run.preprocessor.features, run.preprocessor.tasks, run.config.train.evaluation_batch_size
+    predictions = predict_split(run.model, features, tasks, encoded, batch_size, run.device)
     columns: dict[str, list] = {"row": encoded.rows}
-    for name, task in run.preprocessor.tasks.items():
-        columns.update(task.decode(predictions[name]))
+    for name, task in tasks.items():
+        if task.generates:
+            ids = generate_rows(run.model, features, name, encoded, list(range(len(encoded))), batch_size, run.device,
+                                **task.generation_options(**generation))
+            columns.update(task.decode(ids))
+        else:
+            columns.update(task.decode(predictions[name]))
     return pd.DataFrame(columns)
 
 
-def predict_file(run: TrainedRun, input_path: str, output_path: str, on_bad_sample: str | None = None) -> pd.DataFrame:
-    table = read_table(input_path)
-    # file paths in the input's cells resolve against the input's own folder
-    for feature in run.preprocessor.features.values():
-        feature.base_dir = resolve_root(input_path, None)
-    result = predict_table(run, table, input_path, on_bad_sample)
+def file_input(run: TrainedRun) -> FileFeature:
+    """The run's one file input (image, video, audio), which a folder or a list of paths fills."""
+    files = [feature for feature in run.preprocessor.features.values() if isinstance(feature, FileFeature)]
+    if len(files) != 1:
+        names = ", ".join(f"{f.spec.name} ({f.name})" for f in run.preprocessor.features.values())
+        raise PlaitError(f"a folder or list of files needs a run with exactly one file input; this run reads {names}: give a table instead")
+    return files[0]
+
+
+def files_table(run: TrainedRun, paths: list[str]) -> pd.DataFrame:
+    """One row per path: the file input's column holds it, every other input is empty (its `missing` policy applies)."""
+    feature = file_input(run)
+    table = pd.DataFrame({feature.spec.column: [str(Path(path).resolve()) for path in paths]})
+    for other in run.preprocessor.features.values():
+        if other is not feature:
+            table[other.spec.column] = np.nan
+    return table
+
+
+def folder_files(folder: str) -> list[str]:
+    paths = sorted(str(path) for path in Path(folder).iterdir() if path.is_file() and not path.name.startswith("."))
+    if not paths:
+        raise PlaitError(f"{folder}: no files in this folder")
+    return paths
+
+
+def predict_paths(run: TrainedRun, paths: list[str], on_bad_sample: str | None = None, **generation) -> pd.DataFrame:
+    """Predictions for a list of files, with the file path as the first column."""
+    missing = [path for path in paths if not os.path.isfile(path)]
+    if missing:
+        raise PlaitError(f"{missing[0]}: no such file")
+    table = files_table(run, paths)
+    column = file_input(run).spec.column
+    result = predict_table(run, table, "the given files", on_bad_sample, **generation)
+    result.insert(1, column, table[column].iloc[result["row"]].tolist())
+    return result
+
+
+def predict_file(run: TrainedRun, input_path: str, output_path: str, on_bad_sample: str | None = None,
+                 **generation) -> pd.DataFrame:
+    """Predictions for a table of rows, or for every file in a folder; written to `output_path`."""
+    if os.path.isdir(input_path):
+        result = predict_paths(run, folder_files(input_path), on_bad_sample, **generation)
+    else:
+        table = read_table(input_path)
+        # file paths in the input's cells resolve against the input's own folder
+        for feature in run.preprocessor.features.values():
+            feature.base_dir = resolve_root(input_path, None)
+        result = predict_table(run, table, input_path, on_bad_sample, **generation)
     write_table(result, output_path)
     return result
 

@@ -19,14 +19,18 @@ from plait.data.dataset import EncodedSplit, select, to_device
 
 
 class Embeddings(Column):
-    """The stand-in column of an embedded input: each cell is `{"embedding": float [dim]}`."""
+    """The stand-in column of an embedded input: each cell is `{"embedding": float [dim]}`, plus the encoder's token
+    sequence `{"tokens": float16 [length, dim]}` when a caption decoder attends to it."""
 
-    def __init__(self, spec, dim: int):
+    def __init__(self, spec, dim: int, token_shape: tuple[int, ...] | None = None):
         super().__init__(spec)
-        self.dim = dim
+        self.dim, self.token_shape = dim, token_shape
 
     def empty(self):
-        return {"embedding": torch.zeros(self.dim)}
+        cell = {"embedding": torch.zeros(self.dim)}
+        if self.token_shape is not None:
+            cell["tokens"] = torch.zeros(self.token_shape, dtype=torch.float16)
+        return cell
 
 
 def weights_digest(module: torch.nn.Module) -> str:
@@ -45,49 +49,61 @@ def embedded_inputs(config) -> list:
 def embed_frozen_inputs(model, features: dict, config, splits: dict[str, EncodedSplit], cache: FeatureCache | None,
                         device: torch.device) -> None:
     """Replace each embedded input of every split by its encoder's output (in place)."""
+    with_tokens = bool(model.attending)  # a caption decoder attends to the encoder's token sequence too
     for spec in embedded_inputs(config):
         encoder, feature = model.encoders[spec.name], features[spec.name]
         settings = spec.model_dump(mode="json", exclude={"name", "column", "missing", "cache"})
-        identity = digest(feature.name, settings, weights_digest(encoder), feature.state_dict())
+        identity = digest(feature.name, settings, weights_digest(encoder), feature.state_dict(), with_tokens)
         store = None
         if cache is not None:
-            store = cache.store(f"embedding-{spec.encoder.name}-{identity[:16]}", {"embeddings of": spec.name, **settings})
+            store = cache.store(f"embedding-{spec.encoder.name}-{identity[:16]}", {"embeddings of": spec.name, "tokens": with_tokens, **settings})
         for split in splits.values():
-            split.inputs[spec.name] = _embed_split(encoder, feature, spec, split, store, cache, device, config.train.evaluation_batch_size)
+            split.inputs[spec.name] = _embed_split(encoder, feature, spec, split, store, cache, device,
+                                                   config.train.evaluation_batch_size, with_tokens)
     if cache is not None:
         cache.save_stats()
 
 
-def _embed_split(encoder, feature, spec, split, store, cache, device, batch_size):
+def _embed_split(encoder, feature, spec, split, store, cache, device, batch_size, with_tokens):
     cells = split.inputs[spec.name]
-    column = Embeddings(spec, encoder.out_dim)
+    description = f"embedding {spec.name} ({split.name})"
     keys = cells.keys if isinstance(cells, CachedCells) and store is not None else None
     if keys is None:  # the input is not in the cache: embed every row, keep the result in memory
-        present = cells["present"]
-        vectors = _run_encoder(encoder, feature, cells, torch.arange(len(split)), device, batch_size, f"embedding {spec.name} ({split.name})")
-        return {"embedding": vectors, "present": present}
+        embedded = _run_encoder(encoder, feature, cells, torch.arange(len(split)), device, batch_size, description, with_tokens)
+        return {**embedded, "present": cells["present"]}
     stats = cache.stats[store.folder.name]
-    todo = [i for i, key in enumerate(keys) if key is not None and key not in store]
+    first = {key: i for i, key in reversed(list(enumerate(keys))) if key is not None}  # rows sharing content run once
+    todo = sorted(i for key, i in first.items() if key not in store)
     stats.hits += sum(key is not None for key in keys) - len(todo)
     stats.misses += len(todo)
     if todo:
-        vectors = _run_encoder(encoder, feature, cells, torch.tensor(todo), device, batch_size, f"embedding {spec.name} ({split.name})")
-        for position, vector in zip(todo, vectors):
-            if keys[position] not in store:  # the same content can appear on two rows
-                store.add(keys[position], {"embedding": vector})
+        embedded = _run_encoder(encoder, feature, cells, torch.tensor(todo), device, batch_size, description, with_tokens)
+        for index, position in enumerate(todo):
+            store.add(keys[position], {field: values[index] for field, values in embedded.items()})
         store.flush()
     else:
         say(f"embeddings of {spec.name} ({split.name}): all {len(keys)} rows from the cache")
-    return CachedCells(column, store, keys)
+    token_shape = tuple(store.read(next(k for k in keys if k is not None))["tokens"].shape) if with_tokens and any(keys) else None
+    return CachedCells(Embeddings(spec, encoder.out_dim, token_shape), store, keys)
 
 
-def _run_encoder(encoder, feature, cells, rows: torch.Tensor, device, batch_size: int, description: str) -> torch.Tensor:
-    """The frozen encoder's output for `rows` of one input, batch by batch, on the training device."""
+def _run_encoder(encoder, feature, cells, rows: torch.Tensor, device, batch_size: int, description: str,
+                 with_tokens: bool) -> dict[str, torch.Tensor]:
+    """The frozen encoder's output for `rows` of one input, batch by batch, on the training device: `embedding`
+    [rows, dim], and `tokens` [rows, length, dim] in float16 when asked."""
     was_training = encoder.training
     encoder.eval()
-    outputs = []
+    vectors, sequences = [], []
     for indices in progress_bar(rows.split(batch_size), description, total=-(-len(rows) // batch_size)):
-        batch = to_device(select(cells, indices), device)
-        outputs.append(encoder(feature.prepare(batch, training=False)).float().cpu())
+        batch = feature.prepare(to_device(select(cells, indices), device), training=False)
+        if with_tokens:
+            vector, tokens = encoder.encode_tokens(batch)
+            sequences.append(tokens.half().cpu())
+        else:
+            vector = encoder(batch)
+        vectors.append(vector.float().cpu())
     encoder.train(was_training)
-    return torch.cat(outputs) if outputs else torch.zeros(0, encoder.out_dim)
+    embedded = {"embedding": torch.cat(vectors) if vectors else torch.zeros(0, encoder.out_dim)}
+    if with_tokens and sequences:
+        embedded["tokens"] = torch.cat(sequences)
+    return embedded

@@ -12,7 +12,9 @@ class MultimodalModel(nn.Module):
     """encoders[input] → fusion → heads[output].
 
     A missing value (or an input left out on purpose via `drop`) does not reach fusion as zeros: the
-    encoder's vector is replaced by a learned 'missing' vector of that input.
+    encoder's vector is replaced by a learned 'missing' vector of that input. A head that attends to the inputs
+    (a caption decoder) also gets each input's token sequence, and is run only when its targets are given
+    (teacher forcing); it writes outputs through `generate`.
     """
 
     def __init__(self, config, features: dict, tasks: dict):
@@ -25,26 +27,47 @@ class MultimodalModel(nn.Module):
             self.encoders[spec.name] = encoder
         self.missing = nn.ParameterDict({name: nn.Parameter(torch.zeros(enc.out_dim)) for name, enc in self.encoders.items()})
         self.fusion = FUSIONS[config.fusion.name](config.fusion, {name: enc.out_dim for name, enc in self.encoders.items()})
-        self.heads = nn.ModuleDict({name: task.build_head(self.fusion.out_dim) for name, task in tasks.items()})
+        widths = {name: enc.out_dim for name, enc in self.encoders.items()}
+        self.heads = nn.ModuleDict({name: task.build_head(self.fusion.out_dim, widths) for name, task in tasks.items()})
+        self.attending = [name for name, head in self.heads.items() if getattr(head, "attends_to_inputs", False)]
 
-    def encode(self, inputs: dict, drop: frozenset[str] = frozenset()) -> dict[str, torch.Tensor]:
-        vectors = {}
+    def encode(self, inputs: dict, drop: frozenset[str] = frozenset(), with_tokens: bool = False):
+        """Each input's vector [N, D] and, `with_tokens`, its token sequence [N, L, D] (missing rows: one token,
+        the 'missing' vector)."""
+        vectors, tokens = {}, {}
         for name, encoder in self.encoders.items():
             present = inputs[name]["present"]
             missing = self.missing[name].expand(present.shape[0], -1)
             if name in drop or not present.any():
-                vectors[name] = missing  # the encoder is not run at all
-            elif "embedding" in inputs[name]:  # a frozen encoder's output, computed once (models/frozen.py)
-                vectors[name] = torch.where(present[:, None], inputs[name]["embedding"], missing)
+                vectors[name], tokens[name] = missing, missing[:, None]  # the encoder is not run at all
+                continue
+            if "embedding" in inputs[name]:  # a frozen encoder's output, computed once (models/frozen.py)
+                vector, sequence = inputs[name]["embedding"], inputs[name].get("tokens")
             else:
                 with torch.set_grad_enabled(torch.is_grad_enabled() and not encoder.frozen):
-                    vector = encoder(inputs[name])
-                vectors[name] = torch.where(present[:, None], vector, missing.to(vector.dtype))
-        return vectors
+                    vector, sequence = encoder.encode_tokens(inputs[name]) if with_tokens else (encoder(inputs[name]), None)
+            missing = missing.to(vector.dtype)
+            vectors[name] = torch.where(present[:, None], vector, missing)
+            if with_tokens:
+                tokens[name] = torch.where(present[:, None, None], sequence.to(vector.dtype), missing[:, None])
+        return vectors, tokens
 
-    def forward(self, inputs: dict, drop: frozenset[str] = frozenset()) -> dict[str, torch.Tensor]:
-        fused = self.fusion(self.encode(inputs, drop))
-        return {name: head(fused) for name, head in self.heads.items()}
+    def forward(self, inputs: dict, drop: frozenset[str] = frozenset(), targets: dict | None = None) -> dict[str, torch.Tensor]:
+        vectors, tokens = self.encode(inputs, drop, with_tokens=bool(self.attending and targets))
+        fused = self.fusion(vectors)
+        outputs = {}
+        for name, head in self.heads.items():
+            if name not in self.attending:
+                outputs[name] = head(fused)
+            elif targets and name in targets:
+                outputs[name] = head(fused, tokens, targets[name])
+        return outputs
+
+    @torch.no_grad()
+    def generate(self, inputs: dict, output: str, drop: frozenset[str] = frozenset(), **options) -> list[list[int]]:
+        """Token ids written by the head of `output` for each row (options: beam_size, length_penalty, max_length)."""
+        vectors, tokens = self.encode(inputs, drop, with_tokens=True)
+        return self.heads[output].generate(self.fusion(vectors), tokens, **options)
 
 
 def parameter_table(model: MultimodalModel) -> list[list]:

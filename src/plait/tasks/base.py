@@ -1,9 +1,16 @@
-"""The contract of a task type (one kind of output): targets, head, loss, metrics, decoding, plots."""
+"""The contract of a task type (one kind of output): targets, head, loss, metrics, decoding, plots.
+
+Most tasks map the fused vector to a prediction (`build_head`). A task with `generates = True` (captions) builds a
+head that also attends to every input's token sequence and writes its output step by step: it is trained with
+teacher forcing and evaluated by generating (see `evaluation/evaluate.py`).
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
+import pandas as pd
 import torch
 from torch import nn
 
@@ -15,10 +22,31 @@ class TaskType(Column):
     Settings: ClassVar[type[OutputBase]] = OutputBase
     main_metric: ClassVar[str] = "loss"  # what `train.monitor: auto` watches for this output
     higher_is_better: ClassVar[bool] = False
+    generates: ClassVar[bool] = False  # evaluated and predicted by generating sequences (captions)
 
-    def build_head(self, in_dim: int) -> nn.Module:
-        """The layer(s) from the fused representation to this output's raw prediction."""
+    def build_head(self, in_dim: int, input_dims: dict[str, int]) -> nn.Module:
+        """The layer(s) from the fused representation (`in_dim` wide) to this output's raw prediction. A generating
+        task's head also reads each input's token sequence (`input_dims`: input → token width)."""
         raise NotImplementedError
+
+    def collate(self, target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A batch of stacked targets, on the device → what the head and the loss read. Default: as stacked."""
+        return target
+
+    def reduce(self, prediction, target: dict[str, torch.Tensor]):
+        """One batch's prediction → what evaluation keeps of it for the whole split (a caption head's per-token
+        logits would not fit in memory for a split; their per-row loss does). Default: the prediction."""
+        return prediction
+
+    def row_info(self, rows: pd.DataFrame) -> dict[str, list]:
+        """Per-row values evaluation needs besides the target tensor (e.g. a caption's text and its image), read
+        from the kept rows of a split. Default: none."""
+        return {}
+
+    def save_files(self, folder: Path) -> list[Path]:
+        """Files that let a person use what `fit` learned outside plait (a tokenizer's vocabulary), written into
+        `folder`. Default: none."""
+        return []
 
     def loss(self, prediction: torch.Tensor, target: dict[str, torch.Tensor]) -> torch.Tensor:
         """Mean loss over the rows whose target is present (0 when none is)."""

@@ -67,7 +67,7 @@ class CategoryTask(TaskType):
     def empty(self):
         return torch.tensor(0, dtype=torch.long)
 
-    def build_head(self, in_dim):
+    def build_head(self, in_dim, input_dims):
         return nn.Linear(in_dim, len(self.labels))
 
     def loss(self, prediction, target):

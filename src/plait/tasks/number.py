@@ -49,7 +49,7 @@ class NumberTask(TaskType):
     def empty(self):
         return torch.tensor(0.0)
 
-    def build_head(self, in_dim):
+    def build_head(self, in_dim, input_dims):
         return nn.Linear(in_dim, 1)
 
     def loss(self, prediction, target):

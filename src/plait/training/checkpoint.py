@@ -105,13 +105,18 @@ def save_checkpoint(folder: Path, weights: dict[str, torch.Tensor], state: dict,
     shutil.rmtree(previous, ignore_errors=True)
 
 
+def is_checkpoint(folder: Path) -> bool:
+    """Weights and preprocessing: enough to predict (an exported model has no training state)."""
+    return (folder / "model.safetensors").is_file() and (folder / "preprocessing.json").is_file()
+
+
 def checkpoint_folder(folder: Path) -> Path:
     """The checkpoint at `folder`, or the one a kill between the two renames left under its previous name."""
     folder = Path(folder)
-    if (folder / "state.pt").is_file():
+    if is_checkpoint(folder):
         return folder
     previous = folder.with_name(f".{folder.name}.previous")
-    if (previous / "state.pt").is_file():
+    if is_checkpoint(previous):
         return previous
     raise PlaitError(f"{folder}: no checkpoint here")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from plait.console import new_progress, say
-from plait.data.dataset import EncodedSplit, prepare_inputs, to_device
+from plait.data.dataset import EncodedSplit, load_batch, prepare_inputs
 from plait.errors import PlaitError
 from plait.evaluation.evaluate import evaluate_split
 from plait.training.checkpoint import CheckpointWriter, load_state, load_weights, rng_state, set_rng_state
@@ -124,8 +124,8 @@ class Trainer:
         returns the mean loss, as a tensor (reading it would make every step wait for the device)."""
         step_loss = None
         for indices in group:
-            batch = to_device(self.train_split.batch(indices), self.device)
-            outputs = self.model(prepare_inputs(self.features, batch["inputs"], training=True))
+            batch = load_batch(self.train_split, indices, self.tasks, self.device)
+            outputs = self.model(prepare_inputs(self.features, batch["inputs"], training=True), targets=batch["targets"])
             loss = self.total_loss(outputs, batch["targets"])
             if len(group) > 1:
                 loss = loss * (len(indices) / rows)

@@ -32,6 +32,30 @@ class Encoder(nn.Module):
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
 
+    def encode_tokens(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The vector [N, out_dim] and a token sequence [N, L, out_dim] that a decoder can attend to. Encoders with
+        spatial or temporal features (image patches, grid cells) override this; the default is the vector as one token."""
+        vector = self(batch)
+        return vector, vector[:, None]
+
+
+def grid_tokens(features: torch.Tensor) -> torch.Tensor:
+    """A feature map [N, C, H, W] → tokens [N, H·W, C] carrying a fixed 2-D sine position code (as in DETR), so a
+    decoder can tell above from below and left from right in a convolutional grid."""
+    n, channels, height, width = features.shape
+    quarter = channels // 4
+    if quarter == 0:
+        return features.flatten(2).transpose(1, 2)
+    frequencies = 1.0 / (100.0 ** (torch.arange(quarter, device=features.device, dtype=torch.float32) / quarter))
+    rows = torch.arange(height, device=features.device, dtype=torch.float32)[:, None] * frequencies  # [H, q]
+    columns = torch.arange(width, device=features.device, dtype=torch.float32)[:, None] * frequencies  # [W, q]
+    code = torch.zeros(height, width, channels, device=features.device)
+    code[..., 0:quarter] = rows.sin()[:, None]
+    code[..., quarter:2 * quarter] = rows.cos()[:, None]
+    code[..., 2 * quarter:3 * quarter] = columns.sin()[None]
+    code[..., 3 * quarter:4 * quarter] = columns.cos()[None]
+    return features.flatten(2).transpose(1, 2) + code.reshape(1, height * width, channels).to(features.dtype)
+
 
 def projection(in_dim: int, out_dim: int | None) -> tuple[nn.Module, int]:
     """Linear + ReLU to `out_dim`, or nothing when `out_dim` is None; returns the module and the output size."""

@@ -14,7 +14,7 @@ from pydantic import Field, PositiveInt, ValidationInfo, field_validator
 from torch import nn
 
 from plait.errors import PlaitError
-from plait.models.encoders.base import Encoder
+from plait.models.encoders.base import Encoder, grid_tokens
 from plait.models.encoders.pretrained import check_overrides, load_hf
 from plait.registry import ENCODERS
 from plait.schema import EncoderBase
@@ -49,6 +49,11 @@ class ImageCnn(Encoder):
 
     def forward(self, batch):
         return self.net(batch["value"])
+
+    def encode_tokens(self, batch):
+        """The last block's grid cells as tokens (with their positions); the vector is their mean, as in `forward`."""
+        grid = self.net[:-2](batch["value"])
+        return grid.mean(dim=(2, 3)), grid_tokens(grid)
 
 
 # arch → (transformers config class, model class, model_type values of a matching pretrained folder)
@@ -130,10 +135,16 @@ class ImageHf(Encoder):
             raise PlaitError(f"inputs.{feature.spec.name}.mode: the model takes {mode} images, the input gives {feature.spec.mode}")
 
     def forward(self, batch):
+        return self.encode_tokens(batch)[0]
+
+    def encode_tokens(self, batch):
+        """ResNet: the last stage's grid cells (with their positions); ViT and CLIP: the CLS and patch tokens of
+        the last layer, which already carry position embeddings."""
         pixels = batch["value"]
         if self.arch == "resnet":
-            return self.model(pixel_values=pixels).pooler_output.flatten(1)
+            output = self.model(pixel_values=pixels)
+            return output.pooler_output.flatten(1), grid_tokens(output.last_hidden_state)
         output = self.model(pixel_values=pixels, interpolate_pos_encoding=self.interpolate)
         if self.arch == "vit":
-            return output.last_hidden_state[:, 0]  # CLS token after the final layer norm
-        return output.pooler_output  # CLIP: CLS token after its post-layer-norm
+            return output.last_hidden_state[:, 0], output.last_hidden_state  # CLS token after the final layer norm
+        return output.pooler_output, output.last_hidden_state  # CLIP: CLS token after its post-layer-norm

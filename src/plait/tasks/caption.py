@@ -1,0 +1,184 @@
+"""`caption` output: write a sentence for the inputs (an image, mostly) with a Transformer decoder.
+
+Targets are byte-level BPE token ids `[<s>, tokens…, </s>, <pad>…]` (a tokenizer trained on the training captions
+unless one is given). The collate step cuts a batch to its longest caption and shifts it: the decoder reads
+`<s> w1 … wn` and learns to predict `w1 … wn </s>` (teacher forcing); padding is left out of the loss.
+
+Evaluation generates one caption per image (greedy or beam search) and scores it against every reference caption
+of that image: the rows whose `references` column holds the same value (all captions of one photo).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field, PositiveInt, model_validator
+
+from plait.errors import MissingValue, PlaitError
+from plait.models.caption_head import CaptionHead
+from plait.registry import TASKS
+from plait.schema import OutputBase, Section
+from plait.tasks.base import TaskType
+from plait.tasks.tokenizer import CaptionTokenizer
+
+IGNORED = -100  # label of a position left out of the loss (padding, a row without a caption)
+
+
+class TokenizerSettings(Section):
+    path: str | None = Field(
+        None,
+        description="A tokenizer to use as it is: a folder with `vocab.json` + `merges.txt` (byte-level BPE, e.g. "
+        "GPT-2's) or a `tokenizer.json`. null: train a byte-level BPE on the training captions and save it into the "
+        "run folder (`tokenizers/NAME/`).",
+    )
+    vocab_size: PositiveInt = Field(4000, ge=300, description="Vocabulary size of a trained tokenizer (256 bytes + merges + 3 special tokens).")
+    min_frequency: PositiveInt = Field(2, description="A trained tokenizer only merges pairs seen at least this often.")
+    lowercase: bool = Field(True, description="Lowercase captions before a trained tokenizer sees them.")
+    max_length: int = Field(32, ge=4, description="Tokens per caption including the start and end tokens; longer captions are cut.")
+
+
+class DecoderSettings(Section):
+    dim: PositiveInt = Field(256, description="Width of the decoder (token embeddings, attention, memory).")
+    heads: PositiveInt = Field(4, description="Attention heads; must divide `dim`.")
+    layers: PositiveInt = Field(3, description="Transformer decoder layers.")
+    ff_dim: PositiveInt = Field(1024, description="Width of each layer's feed-forward block.")
+    dropout: float = Field(0.1, ge=0, lt=1, description="Dropout in the decoder.")
+
+    @model_validator(mode="after")
+    def _heads_divide_dim(self):
+        if self.dim % self.heads:
+            raise ValueError(f"heads ({self.heads}) must divide dim ({self.dim})")
+        return self
+
+
+class GenerationSettings(Section):
+    beam_size: PositiveInt = Field(3, description="Beams of the beam search; 1 is greedy decoding.")
+    length_penalty: float = Field(
+        1.0, description="A finished caption scores (sum of log-probabilities) / length ** length_penalty: above 0 favours longer captions, 0 is the plain probability."
+    )
+    max_length: PositiveInt | None = Field(None, description="Most tokens to generate, the end token included; null: `tokenizer.max_length` - 1.")
+
+
+class CaptionOutput(OutputBase):
+    type: Literal["caption"] = "caption"
+    references: str | None = Field(
+        None,
+        description="Column whose equal values mark the rows that caption the same thing (the image path): evaluation "
+        "generates once per value and scores against all of its captions, and a random split keeps them together. "
+        "null: the first input's column.",
+    )
+    tokenizer: TokenizerSettings = Field(default_factory=TokenizerSettings, description="The captions' tokenizer.")
+    decoder: DecoderSettings = Field(default_factory=DecoderSettings, description="The Transformer decoder.")
+    generation: GenerationSettings = Field(default_factory=GenerationSettings, description="How captions are written at evaluation and prediction.")
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="Label smoothing of the training loss (evaluation reports the plain loss).")
+    samples: int = Field(50, ge=0, description="Generated captions written next to their references in `evaluation/SPLIT_NAME_samples.json`.")
+
+
+@TASKS.register("caption")
+class CaptionTask(TaskType):
+    Settings = CaptionOutput
+    main_metric = "cider"
+    higher_is_better = True
+    generates = True
+
+    def __init__(self, spec: CaptionOutput, base_dir="."):
+        super().__init__(spec, base_dir)
+        self.tokenizer: CaptionTokenizer | None = None
+
+    # ── what is learned from the training split ──────────────────────────────────────────────────
+    def fit(self, values):
+        settings = self.spec.tokenizer
+        if settings.path:
+            path = os.path.expanduser(settings.path)
+            self.tokenizer = CaptionTokenizer.load(path if os.path.isabs(path) else os.path.join(self.base_dir, path))
+        else:
+            texts = [str(value) for value in values]
+            self.tokenizer = CaptionTokenizer.train(texts, settings.vocab_size, settings.min_frequency, settings.lowercase)
+        if self.tokenizer.pad_id != 0:
+            raise PlaitError(f"outputs.{self.spec.name}.tokenizer: the padding token must have id 0 (it has {self.tokenizer.pad_id})")
+
+    def state_dict(self):
+        return {"tokenizer": self.tokenizer.state_dict()}
+
+    def load_state_dict(self, state):
+        self.tokenizer = CaptionTokenizer.from_state(state["tokenizer"])
+
+    def save_files(self, folder: Path) -> list[Path]:
+        return self.tokenizer.save(Path(folder) / "tokenizers" / self.spec.name)
+
+    # ── targets ──────────────────────────────────────────────────────────────────────────────────
+    @property
+    def length(self) -> int:
+        return self.spec.tokenizer.max_length
+
+    def encode(self, value):
+        ids = self.tokenizer.encode(str(value))[: self.length - 2]
+        if not ids:
+            raise MissingValue("no caption text")
+        sequence = [self.tokenizer.bos_id, *ids, self.tokenizer.eos_id]
+        return torch.tensor(sequence + [self.tokenizer.pad_id] * (self.length - len(sequence)), dtype=torch.long)
+
+    def empty(self):
+        return torch.zeros(self.length, dtype=torch.long)  # all padding
+
+    def row_info(self, rows):
+        return {"caption": rows[self.spec.column].astype(str).tolist(), "group": rows[self.spec.references].astype(str).tolist()}
+
+    def collate(self, target):
+        """Cut the batch to its longest caption, then shift: decoder input `<s> w…`, labels `w… </s>`."""
+        sequences, present = target["value"], target["present"]
+        longest = max(int((sequences != self.tokenizer.pad_id).sum(1).max()), 2)
+        sequences = sequences[:, :longest]
+        labels = sequences[:, 1:].masked_fill(sequences[:, 1:] == self.tokenizer.pad_id, IGNORED)
+        labels = labels.masked_fill(~present[:, None], IGNORED)
+        return {**target, "input": sequences[:, :-1], "labels": labels}
+
+    # ── model, loss, metrics ─────────────────────────────────────────────────────────────────────
+    def build_head(self, in_dim, input_dims):
+        return CaptionHead(in_dim, input_dims, self.tokenizer, self.spec.decoder, self.length, self.generation_options())
+
+    def generation_options(self, **changes) -> dict:
+        """beam_size, length_penalty and max_length of generation: the config's, with `changes` on top."""
+        settings = self.spec.generation
+        options = {"beam_size": settings.beam_size, "length_penalty": settings.length_penalty,
+                   "max_length": settings.max_length or self.length - 1}
+        options.update({key: value for key, value in changes.items() if value is not None})
+        options["max_length"] = min(options["max_length"], self.length - 1)  # the decoder's positions end there
+        return options
+
+    def reduce(self, prediction, target):
+        """Per-token logits → each row's summed loss and token count (what a whole split's loss needs)."""
+        labels = target["labels"]
+        nll = F.cross_entropy(prediction.float().transpose(1, 2), labels, ignore_index=IGNORED, reduction="none")
+        return {"nll": nll.sum(1), "tokens": (labels != IGNORED).sum(1).float()}
+
+    def loss(self, prediction, target):
+        """Mean loss per caption token: from logits while training, from `reduce`'s sums when evaluating."""
+        if isinstance(prediction, dict):
+            return prediction["nll"].sum() / prediction["tokens"].sum().clamp(min=1)
+        labels = target["labels"]
+        if not (labels != IGNORED).any():
+            return prediction.sum() * 0.0
+        return F.cross_entropy(prediction.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORED,
+                               label_smoothing=self.spec.label_smoothing)
+
+    def metrics(self, prediction, target):
+        mean = float(prediction["nll"].sum() / prediction["tokens"].sum().clamp(min=1))
+        return {"perplexity": math.exp(min(mean, 50.0))}
+
+    def text_metrics(self, captions: list[str], references: list[list[str]]) -> dict[str, float]:
+        from plait.evaluation.captions import caption_metrics
+
+        return caption_metrics(captions, references)
+
+    def decode_ids(self, generated: list[list[int]]) -> list[str]:
+        return [self.tokenizer.decode(ids) for ids in generated]
+
+    def decode(self, prediction):
+        """Generated token ids of a batch → the `NAME_pred` column of captions."""
+        return {f"{self.spec.name}_pred": self.decode_ids(prediction)}
