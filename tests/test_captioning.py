@@ -83,6 +83,34 @@ def test_targets_are_shifted_padding_is_ignored_and_long_captions_are_cut(flickr
     assert (collated["labels"][2] == -100).all()  # a row without a caption adds nothing
 
 
+def test_a_tokenizer_given_by_path_is_used_as_it_is(flickr, tmp_path):
+    _, trained_here, _ = fitted(flickr)
+    trained_here.tasks["caption"].tokenizer.save(tmp_path / "tok")
+    config = caption_config(flickr)
+    config["outputs"][0]["tokenizer"] = {"path": str(tmp_path / "tok"), "max_length": 20}
+    _, loaded, _ = fitted(flickr, outputs=config["outputs"])
+    text = "a small green triangle below a red square"
+    assert loaded.tasks["caption"].encode(text).tolist() == trained_here.tasks["caption"].encode(text).tolist()
+
+
+@pytest.mark.parametrize("arch, overrides, tokens", [
+    ("vit", {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32, "patch_size": 8}, 17),
+    ("clip", {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32, "patch_size": 8}, 17),
+    ("resnet", {"embedding_size": 8, "hidden_sizes": [8, 16], "depths": [1, 1]}, 16),  # a 4×4 grid
+])
+def test_every_image_backbone_gives_tokens_to_attend_to(arch, overrides, tokens):
+    from plait.data.features.image import ImageFeature, ImageSettings
+    from plait.models.encoders.image import HfImageConfig, ImageHf
+
+    feature = ImageFeature(ImageSettings(name="image", column="image", size=32))
+    encoder = ImageHf(HfImageConfig(arch=arch, overrides=overrides), feature).eval()
+    batch = {"value": torch.randn(2, 3, 32, 32), "present": torch.ones(2, dtype=torch.bool)}
+    vector, sequence = encoder.encode_tokens(batch)
+    assert torch.equal(vector, encoder(batch)) and vector.shape == (2, encoder.out_dim)
+    assert sequence.shape[0] == 2 and sequence.shape[2] == encoder.out_dim
+    assert sequence.shape[1] == tokens  # ViT, CLIP: 16 patches + CLS; ResNet: grid cells
+
+
 def test_the_decoder_attends_to_image_tokens_and_beam_one_is_greedy(flickr):
     config, preprocessor, table = fitted(flickr)
     torch.manual_seed(0)

@@ -94,8 +94,7 @@ class CaptionTask(TaskType):
     def fit(self, values):
         settings = self.spec.tokenizer
         if settings.path:
-            path = os.path.expanduser(settings.path)
-            self.tokenizer = CaptionTokenizer.load(path if os.path.isabs(path) else os.path.join(self.base_dir, path))
+            self.tokenizer = CaptionTokenizer.load(os.path.expanduser(settings.path))
         else:
             texts = [str(value) for value in values]
             self.tokenizer = CaptionTokenizer.train(texts, settings.vocab_size, settings.min_frequency, settings.lowercase)
