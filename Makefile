@@ -29,6 +29,7 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/trainer_overhead.py
 	$(BIN)/python benchmarks/preprocessing_cache.py
+	$(BIN)/python benchmarks/memory_flat.py
 
 docs: $(STAMP)
 	$(BIN)/python -m plait.docs

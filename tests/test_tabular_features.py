@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -88,8 +89,21 @@ def test_number_task_reports_metrics_in_original_units():
     off_by_two = ((torch.tensor([12.0, 22.0, 32.0, 42.0]) - task.mean) / task.std).unsqueeze(-1)
     metrics = task.metrics(off_by_two, target)
     assert metrics["mae"] == pytest.approx(2.0) and metrics["rmse"] == pytest.approx(2.0)
-    assert metrics["spearman"] == pytest.approx(1.0)
+    assert metrics["spearman"] == pytest.approx(1.0) and metrics["pearson"] == pytest.approx(1.0)
     assert task.decode(off_by_two)["c_pred"] == pytest.approx([12.0, 22.0, 32.0, 42.0])
     huber = NumberTask(spec("number", "outputs", loss="huber", huber_delta=0.5))
     huber.fit(["0", "1"])
     assert huber.loss(torch.tensor([[10.0]]), {"value": torch.tensor([0.0]), "present": torch.tensor([True])}).item() < 10
+
+
+def test_number_pearson_in_original_units_and_where_it_is_undefined():
+    task = NumberTask(spec("number", "outputs"))
+    task.fit(["0", "10"])
+    truth = torch.stack([task.encode(v) for v in ["0", "1", "2", "10"]])
+    target = {"value": truth, "present": torch.ones(4, dtype=torch.bool)}
+    guess = ((torch.tensor([0.0, 2.0, 1.0, 10.0]) - task.mean) / task.std).unsqueeze(-1)
+    expected = np.corrcoef([0.0, 2.0, 1.0, 10.0], [0.0, 1.0, 2.0, 10.0])[0, 1]
+    assert task.metrics(guess, target)["pearson"] == pytest.approx(expected)
+    constant = task.metrics(torch.zeros(4, 1), target)
+    assert constant["pearson"] == 0.0 == constant["spearman"]  # undefined: 0, like torchmetrics' Spearman
+    assert "pearson" not in task.metrics(guess[:1], {"value": truth[:1], "present": torch.ones(1, dtype=torch.bool)})

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
 from plait.config import Config, config_hash, load_config, save_config, to_dict
 from plait.console import print_table, say
 from plait.data.dataset import write_skipped
-from plait.errors import PlaitError
+from plait.data.columns import is_missing
+from plait.errors import BadSample, MissingValue, PlaitError
 from plait.evaluation.captions import write_samples
-from plait.evaluation.evaluate import evaluate_split
+from plait.evaluation.evaluate import evaluate_split, score
 from plait.evaluation.plots import history_plots
 from plait.data.cache import summarise
 from plait.models.frozen import embed_frozen_inputs, embedded_inputs
@@ -156,6 +158,34 @@ def evaluate_untrained(run_dir: str | Path, split: str = "test") -> dict:
     torch.manual_seed(run.config.train.seed)
     run.model = MultimodalModel(run.config, run.preprocessor.features, run.preprocessor.tasks).to(run.device)
     return _evaluate_encoded(run, encoded)[0]
+
+
+def target_cells(task, values) -> dict:
+    """One output's target cells of some rows, stacked; an unusable cell counts as missing."""
+    cells = []
+    for value in values:
+        try:
+            cells.append(None if is_missing(value) else task.encode(value))
+        except (BadSample, MissingValue):
+            cells.append(None)
+    return task.stack(cells)
+
+
+def evaluate_baseline(run_dir: str | Path, split: str = "test") -> dict:
+    """Metrics on a split of predicting from the training targets alone, whatever the inputs: the most frequent
+    class of a category or binned output, the mean of a number. Outputs without such a baseline are left out."""
+    run = load_run(run_dir)
+    data = read_data(run.config, run.preprocessor)
+    if not (data.split_of_row == split).any():
+        raise PlaitError(f"{data.source}: no rows in split {split!r}")
+    tasks, predictions, targets = {}, {}, {}
+    for name, task in run.preprocessor.tasks.items():
+        column = task.spec.column
+        target = target_cells(task, data.rows(split)[column].tolist())
+        prediction = task.baseline(target_cells(task, data.rows("train")[column].tolist()), len(target["present"]))
+        if prediction is not None:
+            tasks[name], predictions[name], targets[name] = task, prediction, target
+    return score(tasks, predictions, SimpleNamespace(targets=targets))
 
 
 def input_ablation(run_dir: str | Path, split: str = "test") -> dict[str, dict]:

@@ -127,10 +127,11 @@ def validate(
 def demo(
     folder: Optional[Path] = typer.Option(None, help="Where to generate the data and the run (default: a temporary folder)."),
     rows: Optional[int] = typer.Option(None, help="Rows of generated data (default: 1500 multimodal, 400 sentiment, "
-                                       "3000 captioning, i.e. 600 images with 5 captions each)."),
+                                       "3000 captioning, i.e. 600 images with 5 captions each, 600 attention, 2000 spectra)."),
     recipe: str = typer.Option("multimodal", help="multimodal (photo + note + reading, seconds), sentiment (MELD-layout "
-                               "clips: video + audio + text, minutes on a CPU) or captioning (Flickr30k-layout shapes: "
-                               "image → caption, minutes on a CPU)."),
+                               "clips: video + audio + text, minutes on a CPU), captioning (Flickr30k-layout shapes: "
+                               "image → caption, minutes on a CPU), attention (pickled signals → LSTMs + attention → "
+                               "a number) or spectra (.npy spectra → CNN-LSTM → 15 binned parameters)."),
     set_: list[str] = typer.Option([], "--set", help="Override a recipe key, e.g. --set train.epochs=3."),
 ):
     """Generate data in a real layout, train an embedded recipe on it, and show fusion against each input left out."""

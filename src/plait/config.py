@@ -66,9 +66,19 @@ class SplitConfig(Section):
         return self
 
 
+class StorageConfig(Section):
+    endpoint_url: str | None = Field(None, description="S3 endpoint, e.g. `http://127.0.0.1:9000` for MinIO; default: $AWS_ENDPOINT_URL_S3, else $AWS_ENDPOINT_URL, else AWS itself.")
+    profile: str | None = Field(None, description="AWS profile (from ~/.aws) whose credentials to use. Default: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN when set, else $AWS_PROFILE, else the usual AWS chain (instance role, ...). The region comes from AWS_DEFAULT_REGION or the profile. Keep secrets out of the config: it is saved in the run folder.")
+    anonymous: bool = Field(False, description="Read public buckets without credentials.")
+    retries: int = Field(5, ge=1, description="Attempts at reading one remote file. Connection errors, timeouts, throttling (SlowDown) and HTTP 5xx are retried after 0.2 s, doubling each time, with jitter (on top of the per-request retries of s3fs and botocore); a missing object or bucket, or denied access, fails at once.")
+    options: dict[str, Any] = Field({}, description="Passed to the fsspec filesystem as they are, overriding the keys above, e.g. `{client_kwargs: {region_name: eu-west-1}}` or `{config_kwargs: {max_pool_connections: 64}}` for s3fs.")
+
+
 class DataConfig(Section):
-    table: str = Field(description="The manifest: a .csv, .jsonl or .parquet file (or a MELD folder, an image–caption file or folder, see `format`), a local path or any fsspec URL (s3://...). Relative to the config file.")
-    format: Literal["auto", "csv", "jsonl", "parquet", "meld", "flickr30k", "coco", "karpathy"] = Field("auto", description="Table format; `auto` goes by the file extension (`.json`: COCO or Karpathy, told by its content; `.token`: `flickr30k`). "
+    table: str = Field(description="The manifest: a .csv, .jsonl or .parquet file (or a folder of .npy arrays, a pickle or folder of pickles, a MELD folder, an image–caption file or folder, see `format`), a local path or any fsspec URL (s3://...). Relative to the config file.")
+    format: Literal["auto", "csv", "jsonl", "parquet", "npy", "pickle", "meld", "flickr30k", "coco", "karpathy"] = Field("auto", description="Table format; `auto` goes by the file extension (`.json`: COCO or Karpathy, told by its content; `.token`: `flickr30k`; `.pkl`/`.pickle`: `pickle`; `.npz`: `npy`); a folder is never guessed, so name its format. "
+        "`npy`: `table` is a folder of `NAME.npy` files, one array per column with the same first dimension (the row count), or one `.npz` file of such arrays; a 1-D array gives a value per row, a larger one gives each row its slice `array[i]`, memory-mapped, so data larger than memory stays on disk; a `split.npy` of strings, or a `split.txt` file with one split name per line, is the `split` column. "
+        "`pickle`: `table` is a pickle of a list of dicts (rows), a dict of equal-length lists or arrays (columns) or a dict of dicts (rows, the key in column `key`); or a folder (or `s3://` prefix) of pickles, one row per file, each a dict of column → value, with the file's name in column `file`. Pickles are read by a restricted unpickler that admits only plain containers, numbers, strings and NumPy arrays (a pickled DataFrame is refused: save it as parquet). "
         "`meld`: `table` is a MELD folder (`{train,dev,test}_sent_emo.csv` and a clip folder per split) or one of its CSVs; rows gain `clip` (the path of `dia{Dialogue_ID}_utt{Utterance_ID}.mp4`) and `split`. "
         "The image–caption layouts give one row per (image, caption) pair with columns `image`, `caption`, `image_id`, `caption_number` and, where the layout has splits, `split`: "
         "`flickr30k`: Flickr30k or Flickr8k captions, `table` being Kaggle's `results.csv` (`image_name| comment_number| comment`), the original `results_20130124.token`, Kaggle's `captions.txt` (`image,caption`) or the folder holding one; no splits (use `split: {ratios: ..., group: image_id}`). "
@@ -82,6 +92,7 @@ class DataConfig(Section):
     workers: int | None = Field(None, ge=1, description="Threads that decode media cells missing from the cache (PyAV and Pillow decode outside Python's lock). null: one per CPU core.")
     cache_dir: str | None = Field(None, description="Folder of the preprocessing cache; default: $PLAIT_CACHE_DIR, else ~/.cache/plait. Safe to share between concurrent runs.")
     on_bad_sample: Literal["error", "skip"] = Field("error", description="`error`: stop with a message naming the file, row and column. `skip`: leave the row out and list it in `skipped.jsonl`.")
+    storage: StorageConfig = Field(default_factory=StorageConfig, description="How remote files (`s3://...` tables and file cells) are reached. Each remote file is downloaded once per version (ETag) into `downloads/` of the cache folder and read from there.")
 
 
 class OptimizerConfig(Section):

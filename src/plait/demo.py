@@ -57,6 +57,30 @@ def show_captions(run_dir: Path, output: str) -> dict[str, dict]:
     return results
 
 
+def show_against_baseline(run_dir: Path, output: str) -> dict[str, dict]:
+    """Test metrics of every output next to a baseline that ignores the inputs (the training mean or most frequent
+    bin): what the model learned from its inputs."""
+    results = {"trained": api.evaluate(run_dir, "test"), "baseline": api.evaluate_baseline(run_dir, "test")}
+    outputs = list(dict.fromkeys(key.split(".")[0] for key in results["baseline"] if "." in key))
+    metrics = [m for m in ("accuracy", "mae", "rmse", "r2", "spearman") if any(f"{o}.{m}" in results["baseline"] for o in outputs)]
+    rows = [[name, *(f"{results['trained'][f'{name}.{m}']:.3f} / {results['baseline'][f'{name}.{m}']:.3f}"
+                     if f"{name}.{m}" in results["baseline"] else "" for m in metrics)] for name in outputs]
+    print_table("test split: trained / baseline from the training targets alone", ["output", *metrics], rows, to_stdout=True)
+    return results
+
+
+def make_signal_data(folder: Path, rows: int) -> Path:
+    from plait.data.synthetic_sequences import make_signal_pickles
+
+    return make_signal_pickles(folder, samples=rows)
+
+
+def make_spectra_data(folder: Path, rows: int) -> Path:
+    from plait.data.synthetic_sequences import make_spectra
+
+    return make_spectra(folder, samples=rows, length=256)
+
+
 @dataclass
 class Demo:
     recipe: str
@@ -87,6 +111,16 @@ DEMOS = {
          "train.scheduler.warmup_steps=100", "train.epochs=8", "train.checkpoint_every_steps=null",
          "train.early_stopping_patience=null", "data.split.ratios=[0.8, 0.1, 0.1]"],
         show=show_captions,
+    ),
+    "attention": Demo(
+        "attention_regression.yaml", make_signal_data, "score", 600,
+        ["train.epochs=12", "train.scheduler.step_size=5"],
+        show=show_against_baseline,
+    ),
+    "spectra": Demo(
+        "binned_multitask_cnn_lstm.yaml", make_spectra_data, "peak1_position", 2000,
+        ["train.epochs=25", "train.optimizer.lr=3e-3", "train.checkpoint_every_steps=null"],
+        show=show_against_baseline,
     ),
 }
 

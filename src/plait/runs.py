@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 
 from plait.config import Config, load_config
+from plait.data import remote
 from plait.data.cache import FeatureCache
 from plait.data.dataset import EncodedSplit, Preprocessor
 from plait.data.tables import SPLITS, assign_splits, read_table, require_columns, resolve_root
@@ -80,6 +81,8 @@ def encode_split(data: Data, preprocessor: Preprocessor, split: str, config: Con
 
 
 def make_preprocessor(config: Config) -> Preprocessor:
+    """Also sets how this process reaches remote files: every verb builds its preprocessor before reading data."""
+    remote.configure(config.data.storage, config.data.cache_dir)
     return Preprocessor(config, resolve_root(config.data.table, config.data.root))
 
 

@@ -50,7 +50,12 @@ def digest(*parts) -> str:
 
 
 def file_fingerprint(path: str) -> str:
-    """The fingerprint of a file's content (read through fsspec, so `s3://` works too)."""
+    """The fingerprint of a file's content. A remote object's comes from its ETag (one HEAD request), so a cache
+    hit downloads nothing; a local file's bytes are hashed."""
+    from plait.data import remote  # remote.py imports this module
+
+    if remote.is_remote(path):
+        return remote.fingerprint(path)
     hasher = hashlib.blake2b(digest_size=16)
     with fsspec.open(path, "rb") as handle:
         while chunk := handle.read(4 * 2**20):
@@ -71,14 +76,18 @@ def as_fields(cell) -> dict[str, np.ndarray]:
 
 
 class Shard:
-    """One finished shard, memory-mapped: cell `row` of every field, as tensors."""
+    """One finished shard: cell `row` of every field, as tensors.
+
+    Cells are read with `pread` into fresh buffers rather than through a memory map: a map keeps every page it has
+    read in the process's resident set, so an epoch over a dataset larger than memory would grow it without end."""
 
     def __init__(self, folder: Path, plain: bool):
         self.folder, self.plain = folder, plain
         self.keys: list[str] = json.loads((folder / "keys.json").read_text(encoding="utf-8"))["keys"]
-        self._fields: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
+        self._fields: dict[str, tuple[Path, np.dtype, int, np.ndarray, np.ndarray]] | None = None
 
     def fields(self):
+        """name → (values file, dtype, byte offset of its data, shape per cell, element offset per cell)."""
         if self._fields is None:
             self._fields = {}
             for values_file in sorted(self.folder.glob("*.npy")):
@@ -87,14 +96,18 @@ class Shard:
                 name = values_file.name[: -len(".npy")]
                 shapes = np.load(self.folder / f"{name}.shape.npy")
                 offsets = np.concatenate([[0], np.cumsum(np.prod(shapes, axis=1, dtype=np.int64))])
-                self._fields[name] = (np.load(values_file, mmap_mode="r"), shapes, offsets)
+                header = np.load(values_file, mmap_mode="r")  # only to learn the dtype and where the data starts
+                self._fields[name] = (values_file, header.dtype, header.offset, shapes, offsets)
+                del header
         return self._fields
 
     def read(self, row: int):
         cell = {}
-        for name, (values, shapes, offsets) in self.fields().items():
-            flat = values[offsets[row] : offsets[row + 1]]
-            cell[name] = torch.from_numpy(np.array(flat).reshape(shapes[row]))  # np.array copies out of the map
+        for name, (values_file, dtype, start, shapes, offsets) in self.fields().items():
+            values = np.empty(int(offsets[row + 1] - offsets[row]), dtype=dtype)
+            with open(values_file, "rb", buffering=0) as handle:
+                os.preadv(handle.fileno(), [values], start + int(offsets[row]) * dtype.itemsize)
+            cell[name] = torch.from_numpy(values.reshape(shapes[row]))
         return cell["value"] if self.plain else cell
 
 
@@ -197,6 +210,8 @@ class CachedFeature:
         self.prefetched: set[str] = set()  # keys decoded by `prefetch`: already counted as misses
 
     def fingerprint(self, value) -> str:
+        if not isinstance(value, str):  # an array cell: str() would summarise it ("[0. 1. ... 9.]"), so no memo
+            return self.column.fingerprint(value)
         if str(value) not in self.keys:
             self.keys[str(value)] = self.column.fingerprint(value)
         return self.keys[str(value)]
@@ -228,13 +243,17 @@ class CachedFeature:
             except (BadSample, MissingValue, OSError):
                 return None
 
-        with ThreadPoolExecutor(workers) as pool:
-            loaded = pool.map(load, values)
-            for result in progress_bar(loaded, f"decoding {self.spec.name} ({workers} threads)", total=len(values)):
-                if result is not None and result[0] not in self.store:
-                    self.store.add(*result)
-                    self.prefetched.add(result[0])
-                    self.stats.misses += 1
+        def decoded():  # a window at a time: decoded cells wait in memory only until the store takes them
+            window = workers * 8
+            with ThreadPoolExecutor(workers) as pool:
+                for start in range(0, len(values), window):
+                    yield from pool.map(load, values[start:start + window])
+
+        for result in progress_bar(decoded(), f"decoding {self.spec.name} ({workers} threads)", total=len(values)):
+            if result is not None and result[0] not in self.store:
+                self.store.add(*result)
+                self.prefetched.add(result[0])
+                self.stats.misses += 1
 
     def stack(self, keys: list[str | None]) -> CachedCells:
         self.store.flush()

@@ -36,10 +36,10 @@ import os
 import re
 from dataclasses import dataclass, field
 
-import fsspec
 import pandas as pd
 
 from plait.console import say
+from plait.data import remote
 from plait.data.meld import join
 from plait.errors import PlaitError
 
@@ -83,7 +83,7 @@ class Pairs:
         if start >= len(self.images):
             return
         first = self.images[start]
-        filesystem, _ = fsspec.core.url_to_fs(candidates[0])
+        filesystem, _ = remote.filesystem(candidates[0])
         folder = next((c for c in dict.fromkeys(candidates) if filesystem.exists(join(c, first))), None)
         if folder is None:
             say(f"{self.source}: image {first!r} is in none of {', '.join(dict.fromkeys(candidates))}; "
@@ -116,8 +116,7 @@ def near(folder: str) -> list[str]:
 
 def read_text(url: str, what: str) -> str:
     try:
-        with fsspec.open(url, "rb") as handle:
-            raw = handle.read()
+        raw = remote.read_bytes(url)
     except (FileNotFoundError, IsADirectoryError):
         raise PlaitError(f"{url}: {what} not found") from None
     try:
@@ -175,7 +174,7 @@ def json_layout(document) -> str | None:
 
 def flickr_file(url: str) -> str:
     """`url` itself, or the captions file in the folder `url` (or in its `flickr30k_images/`, as Kaggle unpacks)."""
-    filesystem, _ = fsspec.core.url_to_fs(url)
+    filesystem, _ = remote.filesystem(url)
     if not filesystem.isdir(url):
         if not filesystem.exists(url):
             raise PlaitError(f"{url}: no such Flickr captions file or folder")
@@ -247,7 +246,7 @@ def split_of_coco_file(url: str) -> str | None:
 
 def coco_files(folder: str) -> list[str]:
     """The captions_*.json files of a COCO folder, train then validation then test."""
-    filesystem, _ = fsspec.core.url_to_fs(folder)
+    filesystem, _ = remote.filesystem(folder)
     for where in (join(folder, "annotations"), folder):
         if filesystem.isdir(where):
             names = sorted(name_of(p) for p in filesystem.ls(where, detail=False))
@@ -284,7 +283,7 @@ def add_coco_file(pairs: Pairs, url: str, document, split: str | None, roots: li
 
 
 def read_coco(url: str) -> pd.DataFrame:
-    filesystem, _ = fsspec.core.url_to_fs(url)
+    filesystem, _ = remote.filesystem(url)
     pairs = Pairs(url)
     if filesystem.isdir(url):
         for file in coco_files(url):
@@ -322,7 +321,7 @@ def add_karpathy(pairs: Pairs, url: str, document) -> None:
 
 
 def read_karpathy(url: str) -> pd.DataFrame:
-    filesystem, _ = fsspec.core.url_to_fs(url)
+    filesystem, _ = remote.filesystem(url)
     if filesystem.isdir(url):
         found = sorted(n for n in map(name_of, filesystem.ls(url, detail=False)) if n.startswith("dataset_") and n.endswith(".json"))
         if len(found) != 1:

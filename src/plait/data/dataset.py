@@ -55,6 +55,57 @@ def select(cells: Tensors | CachedCells, indices: torch.Tensor) -> Tensors:
     return {key: values[indices] for key, values in cells.items()}
 
 
+class Stacker:
+    """Collects one column's encoded cells and stacks them a chunk at a time: a cell kept as its own tensor costs
+    about a kilobyte besides its data, so holding a million small target cells until the end would cost a gigabyte.
+    Chunks are joined at the end, zero-padded to the longest (as `stack` pads the cells of one list)."""
+
+    CHUNK_ROWS = 2048
+
+    def __init__(self, column):
+        self.column = column
+        self.by_chunk = not isinstance(column, CachedFeature)  # a cached column's cells are already just keys
+        self.cells: list = []
+        self.chunks: list[Tensors] = []
+
+    def add(self, cell) -> None:
+        self.cells.append(cell)
+        if self.by_chunk and len(self.cells) == self.CHUNK_ROWS:
+            self.chunks.append(self.column.stack(self.cells))
+            self.cells = []
+
+    def result(self, keep: list[int]):
+        """The stacked cells of the rows at positions `keep`."""
+        if not self.by_chunk:
+            return self.column.stack([self.cells[i] for i in keep])
+        if self.cells or not self.chunks:
+            self.chunks.append(self.column.stack(self.cells))
+        joined = join_stacks(self.chunks)
+        if len(keep) == len(joined["present"]):
+            return joined
+        rows = torch.tensor(keep, dtype=torch.long)
+        return {key: values[rows] for key, values in joined.items()}
+
+
+def join_stacks(parts: list[Tensors]) -> Tensors:
+    """Stacked chunks of one column → one, each field zero-padded to the largest shape among the chunks."""
+    if len(parts) == 1:
+        return parts[0]
+    joined = {}
+    for key in parts[0]:
+        tensors = [part[key] for part in parts]
+        shape = [max(t.shape[d] for t in tensors) for d in range(1, tensors[0].dim())]
+        padded = []
+        for tensor in tensors:
+            if list(tensor.shape[1:]) != shape:
+                full = tensor.new_zeros(len(tensor), *shape)
+                full[(slice(None), *(slice(0, size) for size in tensor.shape[1:]))] = tensor
+                tensor = full
+            padded.append(tensor)
+        joined[key] = torch.cat(padded)
+    return joined
+
+
 class Preprocessor:
     """Every input's feature type and every output's task type, built from the config."""
 
@@ -104,16 +155,16 @@ class Preprocessor:
             for column in columns.values():
                 if isinstance(column, CachedFeature) and workers > 1:
                     column.prefetch([v for v in table[column.spec.column].tolist() if not is_missing(v)], workers)
-        encoded: dict[str, list] = {name: [] for name in columns}
+        encoded = {name: Stacker(column) for name, column in columns.items()}
         bad: dict[int, SkippedRow] = {}
         records = table.to_dict("records")
         for position, record in enumerate(progress_bar(records, f"encoding {split}", total=len(records))):
             row = row_numbers[position]
             for name, column in columns.items():
                 cell = self._encode_cell(column, name in self.tasks, record[column.spec.column], row, source, on_bad_sample, bad)
-                encoded[name].append(cell)
+                encoded[name].add(cell)
         keep = [i for i, row in enumerate(row_numbers) if row not in bad]
-        stacked = {name: column.stack([encoded[name][i] for i in keep]) for name, column in columns.items()}
+        stacked = {name: stacker.result(keep) for name, stacker in encoded.items()}
         if cache is not None:
             cache.save_stats()
         kept_rows = table.iloc[keep]

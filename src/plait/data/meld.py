@@ -14,9 +14,9 @@ from __future__ import annotations
 import io
 import re
 
-import fsspec
 import pandas as pd
 
+from plait.data import remote
 from plait.errors import PlaitError
 
 CSV_NAMES = {"train": "train_sent_emo.csv", "validation": "dev_sent_emo.csv", "test": "test_sent_emo.csv"}
@@ -47,8 +47,7 @@ def join(folder: str, name: str) -> str:
 
 
 def read_csv_bytes(url: str) -> pd.DataFrame:
-    with fsspec.open(url, "rb") as handle:
-        raw = handle.read()
+    raw = remote.read_bytes(url)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -57,7 +56,7 @@ def read_csv_bytes(url: str) -> pd.DataFrame:
 
 
 def clip_folder(root: str, split: str) -> str:
-    filesystem, _ = fsspec.core.url_to_fs(root)
+    filesystem, _ = remote.filesystem(root)
     for candidate in CLIP_FOLDERS[split]:
         folder = join(root, candidate)
         if filesystem.isdir(folder):
@@ -80,7 +79,7 @@ def read_split(csv_url: str, root: str, split: str) -> pd.DataFrame:
 
 def read_meld(url: str) -> pd.DataFrame:
     """A MELD folder (all three splits) or one of its CSVs (that split) → one table with `clip` and `split`."""
-    filesystem, _ = fsspec.core.url_to_fs(url)
+    filesystem, _ = remote.filesystem(url)
     if url.lower().endswith(".csv"):
         root, name = url.rstrip("/").rsplit("/", 1) if "/" in url else (".", url)
         split = next((s for s, csv in CSV_NAMES.items() if name.startswith(csv.split("_")[0])), None)

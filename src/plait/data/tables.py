@@ -1,16 +1,17 @@
-"""Read a manifest (CSV, JSONL, Parquet, or a dataset layout such as MELD or an image–caption layout) from any fsspec
-URL into a DataFrame, and divide its rows into splits."""
+"""Read a manifest (CSV, JSONL, Parquet, arrays in .npy files or pickles, or a dataset layout such as MELD or an
+image–caption layout) from any fsspec URL into a DataFrame, and divide its rows into splits."""
 
 from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-import fsspec
 import numpy as np
 import pandas as pd
 
+from plait.data.arrays import read_npy_table, read_pickle_table
 from plait.data.captions import LAYOUTS as CAPTION_LAYOUTS, read_captions
 from plait.data.meld import read_meld
+from plait.data.remote import open_cached
 from plait.errors import PlaitError
 from plait.schema import nearest
 
@@ -27,21 +28,28 @@ def table_format(url: str, declared: str = "auto") -> str:
         return declared
     suffix = PurePosixPath(url.split("?")[0]).suffix.lower()
     formats = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet",
-               ".json": "json", ".token": "flickr30k"}
-    if suffix not in formats:
+               ".json": "json", ".token": "flickr30k", ".pkl": "pickle", ".pickle": "pickle", ".npz": "npy"}
+    if suffix not in formats:  # a folder (of .npy files, of pickles, MELD) is named by data.format, never guessed
         raise PlaitError(f"{url}: cannot tell the table format from {suffix or 'no extension'!r}; set data.format")
     return formats[suffix]
 
 
 def read_table(url: str, declared_format: str = "auto", csv_separator: str = ",") -> pd.DataFrame:
-    """Cells come back as they are written: CSV cells stay text (so `007` stays `007`), an empty cell is NaN."""
+    """Cells come back as they are written: CSV cells stay text (so `007` stays `007`), an empty cell is NaN.
+    A remote table that cannot be fetched (no such object, access denied, failures beyond the retries) is a
+    RemoteError naming the URL."""
     kind = table_format(url, declared_format)
     if kind == "meld":
         return read_meld(url)
+    if kind == "npy":
+        return read_npy_table(url)
+    if kind == "pickle":
+        return read_pickle_table(url)
     if kind in CAPTION_LAYOUTS or kind == "json":  # a .json file's own content tells COCO from Karpathy
         return read_captions(url, "auto" if kind == "json" else kind)
+    local = open_cached(url)  # a remote table is downloaded once per version of the object, then read from disk
     try:
-        with fsspec.open(url, "rb") as handle:
+        with open(local, "rb") as handle:
             if kind == "csv":
                 return pd.read_csv(handle, sep=csv_separator, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8")
             if kind == "jsonl":

@@ -21,7 +21,8 @@ from plait.runs import TrainedRun
 
 def predict_table(run: TrainedRun, table: pd.DataFrame, source: str, on_bad_sample: str | None = None,
                   **generation) -> pd.DataFrame:
-    """`row` (position in the input), then per output `NAME_pred` (and `NAME_prob_LABEL` for categories).
+    """`row` (position in the input), then per output `NAME_pred` (and `NAME_prob_LABEL` for categories), and with
+    the attention fusion `attention_INPUT`, its weight on each input.
     `generation` changes how captions are written (beam_size, length_penalty, max_length)."""
     require_columns(table, run.preprocessor.required_columns(with_targets=False), source)
     policy = on_bad_sample or run.config.data.on_bad_sample
@@ -36,6 +37,9 @@ def predict_table(run: TrainedRun, table: pd.DataFrame, source: str, on_bad_samp
             columns.update(task.decode(ids))
         else:
             columns.update(task.decode(predictions[name]))
+    if "fusion.attention" in predictions:  # the attention fusion's weight on each input, per row
+        weights = predictions["fusion.attention"].numpy()
+        columns.update({f"attention_{name}": weights[:, i] for i, name in enumerate(run.model.fusion.order)})
     return pd.DataFrame(columns)
 
 

@@ -39,3 +39,33 @@ class ConcatFusion(nn.Module):
 
     def forward(self, vectors: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.mlp(torch.cat([vectors[name] for name in self.order], dim=-1))
+
+
+class AttentionConfig(Section):
+    name: Literal["attention"] = "attention"
+    dim: int = Field(64, ge=1, description="Common size each input's vector is projected to (Linear + tanh) before weighting.")
+    hidden: list[int] = Field([64], description="Widths of the MLP layers after the weighted sum (empty: none).")
+    dropout: float = Field(0.1, ge=0, lt=1, description="Dropout after each MLP layer.")
+
+
+@FUSIONS.register("attention")
+class AttentionFusion(nn.Module):
+    """Learned attention over inputs: each input's projected vector gets a score, a softmax across inputs turns the
+    scores into per-row weights, and the weighted sum goes through an MLP. The weights say, row by row, which
+    inputs the model leaned on; the last forward call's are kept in `weights` ([N, inputs], in `order`)."""
+
+    Config = AttentionConfig
+
+    def __init__(self, config: AttentionConfig, in_dims: dict[str, int]):
+        super().__init__()
+        self.order = list(in_dims)
+        self.project = nn.ModuleDict({name: nn.Sequential(nn.Linear(width, config.dim), nn.Tanh()) for name, width in in_dims.items()})
+        self.score = nn.Linear(config.dim, 1)  # shared: the per-input projections already tell the inputs apart
+        self.mlp, self.out_dim = mlp(config.dim, config.hidden, config.dropout)
+        self.weights: torch.Tensor | None = None
+
+    def forward(self, vectors: dict[str, torch.Tensor]) -> torch.Tensor:
+        projected = torch.stack([self.project[name](vectors[name]) for name in self.order], dim=1)  # [N, inputs, dim]
+        weights = self.score(projected).squeeze(-1).softmax(dim=-1)
+        self.weights = weights.detach()
+        return self.mlp((weights[..., None] * projected).sum(dim=1))

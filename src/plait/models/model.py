@@ -61,6 +61,8 @@ class MultimodalModel(nn.Module):
                 outputs[name] = head(fused)
             elif targets and name in targets:
                 outputs[name] = head(fused, tokens, targets[name])
+        if getattr(self.fusion, "weights", None) is not None:  # attention fusion: which inputs each row leaned on
+            outputs["fusion.attention"] = self.fusion.weights
         return outputs
 
     @torch.no_grad()

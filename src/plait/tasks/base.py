@@ -43,6 +43,11 @@ class TaskType(Column):
         from the kept rows of a split. Default: none."""
         return {}
 
+    def baseline(self, train_target: dict[str, torch.Tensor], rows: int):
+        """The prediction, for `rows` rows, of a model that ignores its inputs and knows only the training split's
+        targets (the most frequent class, the mean): the floor a trained model must clear. None: no such baseline."""
+        return None
+
     def save_files(self, folder: Path) -> list[Path]:
         """Files that let a person use what `fit` learned outside plait (a tokenizer's vocabulary), written into
         `folder`. Default: none."""

@@ -71,13 +71,8 @@ class CategoryTask(TaskType):
         return nn.Linear(in_dim, len(self.labels))
 
     def loss(self, prediction, target):
-        present = target["present"]
-        if not present.any():
-            return prediction.sum() * 0.0
         weight = torch.tensor(self.weights, device=prediction.device) if self.weights else None
-        return F.cross_entropy(
-            prediction[present].float(), target["value"][present], weight=weight, label_smoothing=self.spec.label_smoothing
-        )
+        return cross_entropy_over_present(prediction, target, weight, self.spec.label_smoothing)
 
     def metrics(self, prediction, target):
         present = target["present"]
@@ -90,6 +85,9 @@ class CategoryTask(TaskType):
             "weighted_f1": float(multiclass_f1_score(guess, truth, k, average="weighted")),
         }
 
+    def baseline(self, train_target, rows):
+        return frequency_logits(train_target, len(self.labels), rows)
+
     def decode(self, prediction):
         probabilities = prediction.float().softmax(-1)
         columns = {f"{self.spec.name}_pred": [self.labels[i] for i in probabilities.argmax(-1).tolist()]}
@@ -98,10 +96,31 @@ class CategoryTask(TaskType):
         return columns
 
     def plot(self, prediction, target, folder, split):
-        from plait.evaluation.plots import confusion_plot
+        return [plot_confusion(prediction, target, self.labels, folder, self.spec.name, split)]
 
-        present = target["present"]
-        matrix = multiclass_confusion_matrix(prediction[present].argmax(-1), target["value"][present], len(self.labels))
-        path = f"{folder}/confusion_{self.spec.name}.png"
-        confusion_plot(matrix.tolist(), self.labels, path, title=f"{self.spec.name} ({split})")
-        return [path]
+
+def frequency_logits(train_target: dict, classes: int, rows: int) -> torch.Tensor:
+    """Logits [rows, classes] that give every row the training split's class frequencies (so its guess is the most
+    frequent class): the baseline of a classifier."""
+    counts = torch.bincount(train_target["value"][train_target["present"]], minlength=classes).double()
+    return (counts / counts.sum().clamp(min=1)).clamp(min=1e-9).log().float().expand(rows, -1)
+
+
+def cross_entropy_over_present(prediction, target, weight=None, label_smoothing: float = 0.0) -> torch.Tensor:
+    """Cross-entropy of the logits against class indices `target["value"]`, over the rows whose target is present
+    (0, still attached to the graph, when none is). Shared by every task that classifies (category, binned)."""
+    present = target["present"]
+    if not present.any():
+        return prediction.sum() * 0.0
+    return F.cross_entropy(prediction[present].float(), target["value"][present], weight=weight, label_smoothing=label_smoothing)
+
+
+def plot_confusion(prediction, target, labels: list[str], folder: str, name: str, split: str) -> str:
+    """`confusion_NAME.png`: true class against the arg-max of the logits, over the rows whose target is present."""
+    from plait.evaluation.plots import confusion_plot
+
+    present = target["present"]
+    matrix = multiclass_confusion_matrix(prediction[present].argmax(-1), target["value"][present], len(labels))
+    path = f"{folder}/confusion_{name}.png"
+    confusion_plot(matrix.tolist(), labels, path, title=f"{name} ({split})")
+    return path

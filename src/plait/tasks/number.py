@@ -1,4 +1,4 @@
-"""`number` output: regression on a standardised target; MSE or Huber; MAE, RMSE, R², Spearman."""
+"""`number` output: regression on a standardised target; MSE or Huber; MAE, RMSE, R², Spearman, Pearson."""
 
 from __future__ import annotations
 
@@ -14,6 +14,14 @@ from plait.data.features.numeric import parse_number, standard_scaling
 from plait.registry import TASKS
 from plait.schema import OutputBase
 from plait.tasks.base import TaskType
+
+
+def pearson(guess: torch.Tensor, truth: torch.Tensor) -> float:
+    """Pearson correlation in float64. Where a side is constant it is undefined: 0.0, as torchmetrics' Spearman gives
+    (its `pearson_corrcoef` would warn and give NaN, which a `monitor` cannot compare)."""
+    guess, truth = guess.double() - guess.double().mean(), truth.double() - truth.double().mean()
+    spread = (guess.square().sum() * truth.square().sum()).sqrt()
+    return float((guess * truth).sum() / spread) if spread > 0 else 0.0
 
 
 class NumberOutput(OutputBase):
@@ -75,7 +83,12 @@ class NumberTask(TaskType):
             "rmse": float(mean_squared_error(guess, truth, squared=False)),
             "r2": float(r2_score(guess, truth)),
             "spearman": float(spearman_corrcoef(guess.float(), truth.float())),
+            "pearson": pearson(guess, truth),
         }
+
+    def baseline(self, train_target, rows):
+        """The training mean, which is 0 on the standardised scale the head predicts."""
+        return torch.zeros(rows, 1)
 
     def decode(self, prediction):
         return {f"{self.spec.name}_pred": self.to_original_units(prediction.squeeze(-1)).tolist()}

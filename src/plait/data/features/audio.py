@@ -141,9 +141,10 @@ class AudioFeature(FileFeature):
 
     def encode(self, value):
         path = self.locate(value)
+        local = self.local_path(value)  # a remote file is downloaded once, then read from disk
         until = self.spec.max_seconds if self.spec.crop == "start" else None  # the middle needs the whole clip
         try:
-            wave = media.read_audio(path, self.sample_rate, until)
+            wave = media.read_audio(local, self.sample_rate, until)
         except media.NoStream:
             raise MissingValue("no audio track") from None
         except media.MediaError as error:

@@ -7,6 +7,8 @@ from typing import ClassVar
 
 from plait.data.cache import digest, file_fingerprint
 from plait.data.columns import Column
+from plait.data.remote import RemoteError, open_cached
+from plait.errors import BadSample
 from plait.schema import InputBase
 
 
@@ -42,10 +44,23 @@ class FileFeature(FeatureType):
             return path
         return os.path.join(self.base_dir, path)
 
-    def fingerprint(self, value) -> str:
-        """The file's content, not its name: an edited file misses the cache, a renamed one still hits."""
+    def local_path(self, value) -> str:
+        """A cell → a local file to open: a remote object is downloaded once into the download cache (retrying
+        transient failures) and read from there; one that cannot be fetched is a BadSample naming the URL."""
+        url = self.locate(value)
         try:
-            return file_fingerprint(self.locate(value))
+            return open_cached(url)
+        except RemoteError as error:
+            raise BadSample(f"cannot read {self.name} '{url}': {error.reason}") from None
+
+    def fingerprint(self, value) -> str:
+        """The file's content, not its name: an edited file misses the cache, a renamed one still hits. A remote
+        object's comes from its ETag, so a cache hit downloads nothing."""
+        url = self.locate(value)
+        try:
+            return file_fingerprint(url)
+        except RemoteError as error:
+            raise BadSample(f"cannot read {self.name} '{url}': {error.reason}") from None
         except OSError:
             self.encode(value)  # raises the modality's own BadSample, naming the file and the reason
             raise

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-import fsspec
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -129,8 +128,9 @@ class ImageFeature(FileFeature):
 
     def encode(self, value):
         path = self.locate(value)
+        local = self.local_path(value)  # a remote image is downloaded once, then read from disk
         try:
-            with fsspec.open(path, "rb") as handle:
+            with open(local, "rb") as handle:
                 image = Image.open(handle)
                 image.load()  # decode everything now, so a truncated file fails here, not later
             image = ImageOps.exif_transpose(image)  # camera photos: honour the orientation tag

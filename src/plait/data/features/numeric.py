@@ -25,14 +25,20 @@ def parse_number(value) -> float:
     return number
 
 
-def standard_scaling(values) -> tuple[float, float]:
-    """Mean and standard deviation of the cells that parse as finite numbers (bad ones are reported on encode)."""
+def finite_numbers(values) -> list[float]:
+    """The cells that parse as finite numbers; statistics learn from these only (bad cells are reported on encode)."""
     numbers = []
     for value in values:
         try:
             numbers.append(parse_number(value))
         except BadSample:
             continue
+    return numbers
+
+
+def standard_scaling(values) -> tuple[float, float]:
+    """Mean and standard deviation of the cells that parse as finite numbers."""
+    numbers = finite_numbers(values)
     if not numbers:
         return 0.0, 1.0
     column = torch.tensor(numbers, dtype=torch.float64)

@@ -95,8 +95,9 @@ class VideoFeature(FileFeature):
 
     def encode(self, value):
         path = self.locate(value)
+        local = self.local_path(value)  # a remote clip is downloaded once, then read from disk
         try:
-            pixels = self.decode(path)
+            pixels = self.decode(local)
         except media.MediaError as error:
             raise BadSample(f"cannot read video '{path}': {error}") from None
         if len(pixels) == 0:
