@@ -108,7 +108,7 @@ DEMOS = {
          "outputs.caption.tokenizer.vocab_size=400", "outputs.caption.tokenizer.max_length=24",
          "outputs.caption.decoder={dim: 128, heads: 4, layers: 2, ff_dim: 256, dropout: 0.1}",
          "outputs.caption.label_smoothing=0.0", "train.batch_size=32", "train.optimizer.lr=1e-3",
-         "train.scheduler.warmup_steps=100", "train.epochs=8", "train.checkpoint_every_steps=null",
+         "train.scheduler.warmup_steps=100", "train.epochs=6", "train.checkpoint_every_steps=null",
          "train.early_stopping_patience=null", "data.split.ratios=[0.8, 0.1, 0.1]"],
         show=show_captions,
     ),
@@ -119,7 +119,7 @@ DEMOS = {
     ),
     "spectra": Demo(
         "binned_multitask_cnn_lstm.yaml", make_spectra_data, "peak1_position", 2000,
-        ["train.epochs=25", "train.optimizer.lr=3e-3", "train.checkpoint_every_steps=null"],
+        ["train.epochs=15", "train.optimizer.lr=3e-3", "train.checkpoint_every_steps=null"],
         show=show_against_baseline,
     ),
 }
