@@ -207,11 +207,15 @@ class CachedFeature:
         self.column, self.store, self.stats = column, store, stats
         self.spec = column.spec
         self.keys: dict[str, str] = {}  # cell → fingerprint, so a file is read for it once
+        self.cell_keys: dict[int, tuple] = {}  # id(array cell) → (cell, fingerprint): hashed once per split, not twice
         self.prefetched: set[str] = set()  # keys decoded by `prefetch`: already counted as misses
 
     def fingerprint(self, value) -> str:
-        if not isinstance(value, str):  # an array cell: str() would summarise it ("[0. 1. ... 9.]"), so no memo
-            return self.column.fingerprint(value)
+        if not isinstance(value, str):  # an array cell: str() would summarise it ("[0. 1. ... 9.]"): memo by identity
+            seen = self.cell_keys.get(id(value))
+            if seen is None or seen[0] is not value:  # the cell is held, so its id cannot go to another object
+                seen = self.cell_keys[id(value)] = (value, self.column.fingerprint(value))
+            return seen[1]
         if str(value) not in self.keys:
             self.keys[str(value)] = self.column.fingerprint(value)
         return self.keys[str(value)]
@@ -256,6 +260,7 @@ class CachedFeature:
                 self.stats.misses += 1
 
     def stack(self, keys: list[str | None]) -> CachedCells:
+        self.cell_keys = {}  # the split is encoded: let go of its cells
         self.store.flush()
         return CachedCells(self.column, self.store, list(keys))
 
