@@ -20,11 +20,12 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/plait demo --folder demo-runs/$$(date +%Y%m%d-%H%M%S)
 
+# one worker per core (pytest-xdist), a test file per worker at a time so module fixtures are built once
 test: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto --dist loadfile
 
 test-fast: $(STAMP)
-	$(BIN)/pytest -q -m "not slow"
+	$(BIN)/pytest -q -n auto --dist loadfile -m "not slow"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/trainer_overhead.py

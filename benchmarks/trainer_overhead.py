@@ -56,7 +56,8 @@ from plait.data.dataset import prepare_inputs, to_device
 from plait.models.model import MultimodalModel
 from plait.runs import configure_torch, encode_split, make_preprocessor, read_data
 from plait.training.tracking import Tracker
-from plait.training.trainer import Trainer, epoch_order
+from plait.training.sampler import epoch_order
+from plait.training.trainer import Trainer
 
 MODELS = {
     # numeric encoder width, category embedding size, fusion MLP widths

@@ -15,6 +15,15 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `pytest -n 2`: each worker process (and every `plait` it starts) keeps to one core, so two workers share
+    # two cores instead of each spreading PyTorch's threads over both.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path_factory, monkeypatch):
     """Every test gets its own preprocessing cache folder (subprocesses inherit it), never ~/.cache/plait."""

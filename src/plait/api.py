@@ -9,11 +9,12 @@ import torch
 
 from plait.config import Config, config_hash, load_config, save_config, to_dict
 from plait.console import print_table, say
+from plait.data.balancing import add_generated_rows, summary as generated_summary
 from plait.data.dataset import write_skipped
 from plait.data.columns import is_missing
 from plait.errors import BadSample, MissingValue, PlaitError
 from plait.evaluation.captions import write_samples
-from plait.evaluation.evaluate import evaluate_split, score
+from plait.evaluation.evaluate import evaluate_split, predict_split, score, search_gallery, uses_gallery
 from plait.evaluation.plots import history_plots
 from plait.data.cache import summarise
 from plait.models.frozen import embed_frozen_inputs, embedded_inputs
@@ -46,6 +47,11 @@ def train(config: str | Path | Config | None = None, run_dir: str | Path | None 
     device = configure_torch(config.train)
     preprocessor = make_preprocessor(config)
     data = read_data(config, preprocessor)
+    real_rows = len(data.table)  # generated rows (data.augment) come after these
+    if config.data.augment.generated is not None:
+        data, report = add_generated_rows(data, config)
+        write_json(run_dir / "augmentation.json", report)
+        say(generated_summary(report))
     if not (data.split_of_row == "train").any():
         raise PlaitError(f"{data.source}: no row is in the training split")
     if resuming:
@@ -76,7 +82,7 @@ def train(config: str | Path | Config | None = None, run_dir: str | Path | None 
         tracker.close()
     best = chosen_checkpoint(run_dir, "best")
     load_weights(best, model)
-    finish(TrainedRun(run_dir, config, preprocessor, model, device, best), splits)
+    finish(TrainedRun(run_dir, config, preprocessor, model, device, best), splits, real_rows)
     say(f"done: {run_dir}")
     return run_dir
 
@@ -100,14 +106,18 @@ def build_cache(config: str | Path | Config, overrides: list[str] = ()) -> list[
     return [row for row in summarise(cache.folder) if row["namespace"] in used]
 
 
-def finish(run: TrainedRun, splits: dict) -> None:
-    """With the best weights loaded: evaluate validation and test, write evaluation/<split>.json and the plots."""
+def finish(run: TrainedRun, splits: dict, real_rows: int | None = None) -> None:
+    """With the best weights loaded: evaluate validation and test, write evaluation/<split>.json and the plots.
+    Rows from `real_rows` on were generated (data.augment): trained on, but never part of a retrieval gallery."""
     run_dir = run.folder
     plots = run_dir / "plots"
     history_plots(read_metrics(run_dir), str(plots))
+    galleries = {name: _gallery(run, splits[name], real_rows) for name in uses_gallery(run.config.outputs) if name in splits}
     for name in ("validation", "test"):
         if name in splits and len(splits[name]):
             metrics, predictions = _evaluate_encoded(run, splits[name])
+            for gallery, gallery_predictions in galleries.values():
+                metrics.update(search_gallery(run.preprocessor.tasks, predictions, splits[name], gallery, gallery_predictions))
             write_evaluation(run, name, metrics, predictions)
             if name == "test" or "test" not in splits:
                 for output, task in run.preprocessor.tasks.items():
@@ -131,22 +141,45 @@ def _evaluate_encoded(run, split, drop=frozenset()):
                           run.config.train.evaluation_batch_size, run.device, drop)
 
 
-def _load_split(run_dir: str | Path, split: str, which: str = "best"):
-    """A trained run and one split of its table, encoded with the run's preprocessing."""
+def _gallery(run, split, real_rows: int | None = None):
+    """A split searched as a gallery and its predictions, without the rows from `real_rows` on (generated ones):
+    their targets count as absent."""
+    predictions = _predict_encoded(run, split)
+    if real_rows is not None:
+        real = torch.tensor(split.rows) < real_rows
+        targets = {name: {**target, "present": target["present"] & real} for name, target in split.targets.items()}
+        split = SimpleNamespace(name=split.name, targets=targets)
+    return split, predictions
+
+
+def _predict_encoded(run, split):
+    return predict_split(run.model, run.preprocessor.features, run.preprocessor.tasks, split,
+                         run.config.train.evaluation_batch_size, run.device)
+
+
+def load_splits(run_dir: str | Path, names: list[str], which: str = "best"):
+    """A trained run, some splits of its table encoded with the run's preprocessing, and the table."""
     run = load_run(run_dir, which)
     data = read_data(run.config, run.preprocessor)
-    if not (data.split_of_row == split).any():
-        raise PlaitError(f"{data.source}: no rows in split {split!r}")
+    for split in names:
+        if not (data.split_of_row == split).any():
+            raise PlaitError(f"{data.source}: no rows in split {split!r}")
     cache = make_cache(run.config)
-    splits = {split: encode_split(data, run.preprocessor, split, run.config, cache)}
+    splits = {split: encode_split(data, run.preprocessor, split, run.config, cache) for split in dict.fromkeys(names)}
     embed_frozen_inputs(run.model, run.preprocessor.features, run.config, splits, cache, run.device)
+    return run, splits, data
+
+
+def _load_split(run_dir: str | Path, split: str, which: str = "best"):
+    run, splits, _ = load_splits(run_dir, [split], which)
     return run, splits[split]
 
 
 def evaluate(run_dir: str | Path, split: str = "test", which: str = "best") -> dict:
-    """Metrics of a trained run on one split; also written to `evaluation/<split>.json`."""
-    run, encoded = _load_split(run_dir, split, which)
-    metrics, predictions = _evaluate_encoded(run, encoded)
+    """Metrics of a trained run on one split (with its outputs' gallery searches); also written to
+    `evaluation/<split>.json`."""
+    run, splits = _load_with_galleries(run_dir, split, which)
+    metrics, predictions = _evaluate_with_galleries(run, splits, split)
     write_evaluation(run, split, metrics, predictions)
     return metrics
 
@@ -154,10 +187,26 @@ def evaluate(run_dir: str | Path, split: str = "test", which: str = "best") -> d
 def evaluate_untrained(run_dir: str | Path, split: str = "test") -> dict:
     """Metrics of the run's model with fresh random weights drawn with the run's seed: the floor training must clear.
     Pretrained encoders load their weights as in training, so frozen ones' cached embeddings still hold."""
-    run, encoded = _load_split(run_dir, split)
+    run, splits = _load_with_galleries(run_dir, split)
     torch.manual_seed(run.config.train.seed)
     run.model = MultimodalModel(run.config, run.preprocessor.features, run.preprocessor.tasks).to(run.device)
-    return _evaluate_encoded(run, encoded)[0]
+    return _evaluate_with_galleries(run, splits, split)[0]
+
+
+def _load_with_galleries(run_dir: str | Path, split: str, which: str = "best"):
+    """A trained run with `split` and every split its outputs search as a gallery, encoded."""
+    galleries = sorted(uses_gallery(load_config(Path(run_dir) / "config.yaml").outputs) - {split})
+    run, splits, _ = load_splits(run_dir, [split, *galleries], which)
+    return run, splits
+
+
+def _evaluate_with_galleries(run, splits: dict, split: str) -> tuple[dict, dict]:
+    metrics, predictions = _evaluate_encoded(run, splits[split])
+    for name in splits:
+        if name != split:
+            gallery, gallery_predictions = _gallery(run, splits[name])
+            metrics.update(search_gallery(run.preprocessor.tasks, predictions, splits[split], gallery, gallery_predictions))
+    return metrics, predictions
 
 
 def target_cells(task, values) -> dict:

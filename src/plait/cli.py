@@ -68,6 +68,64 @@ def predict(
 
 
 @app.command()
+def index(
+    run_dir: Path = typer.Argument(..., help="A run folder with an embedding output."),
+    split: str = typer.Option("train", help="The split whose rows become the gallery."),
+    output: Optional[str] = typer.Option(None, help="The embedding output (default: the run's only one)."),
+    kind: str = typer.Option("auto", help="flat (exact), ivf (inverted lists: faster on large galleries, "
+                             "approximate) or auto (ivf from 50,000 rows)."),
+    nlist: Optional[int] = typer.Option(None, min=1, help="ivf: number of lists (default about 4·√rows)."),
+    nprobe: Optional[int] = typer.Option(None, min=1, help="ivf: lists searched per query (default nlist / 8)."),
+    checkpoint: str = typer.Option("best", help="best or last."),
+):
+    """Build a FAISS index of one split's embeddings in RUN_DIR/index/ (vectors, rows, labels, file paths)."""
+    from plait.inference.retrieval import build_index
+
+    if kind not in ("auto", "flat", "ivf"):
+        raise PlaitError(f"--kind {kind}: choose auto, flat or ivf")
+    typer.echo(f"wrote {build_index(run_dir, split, output, kind, nlist, nprobe, checkpoint)}")
+
+
+@app.command()
+def search(
+    run_dir: Path = typer.Argument(..., help="A run folder with an index (see `plait index`)."),
+    input: str = typer.Option(..., "--input", help="Query rows: a table with the input columns, or a folder of files."),
+    k: int = typer.Option(10, "--k", min=1, help="Neighbours per query."),
+    output: Optional[str] = typer.Option(None, "--output", help="Write the neighbours to this .csv, .jsonl or .parquet "
+                                         "file instead of printing them."),
+    index_name: Optional[str] = typer.Option(None, "--index", help="Which index of the run (default: its only one)."),
+    checkpoint: str = typer.Option("best", help="best or last."),
+):
+    """The k nearest indexed rows of each query: rank, cosine score, and the neighbour's row, label and files."""
+    from plait.inference.predict import write_table
+    from plait.inference.retrieval import search as search_index
+
+    found = search_index(run_dir, input, k, index_name, checkpoint)
+    if output:
+        write_table(found, output)
+        typer.echo(f"wrote {len(found)} neighbours to {output}")
+    else:
+        typer.echo(found.to_string(index=False))
+
+
+@app.command()
+def embed(
+    run_dir: Path = typer.Argument(..., help="A run folder (or a folder written by `plait export`)."),
+    input: str = typer.Option(..., "--input", help="Rows to embed: a table with the input columns, or a folder of files."),
+    output: str = typer.Option(..., "--output", help="Where to write the vectors: .parquet (a vector per cell), "
+                               ".jsonl, or .csv (a column per component)."),
+    only: list[str] = typer.Option([], "--only", help="Keep only these vectors: an input's name, fused, or an "
+                                   "embedding output's name (repeatable; default: all)."),
+    checkpoint: str = typer.Option("best", help="best or last."),
+):
+    """Export feature vectors: every input's encoder output, the fused vector and the embedding outputs."""
+    from plait.inference.retrieval import embed_file
+
+    result = embed_file(run_dir, input, output, only or None, checkpoint)
+    typer.echo(f"wrote {len(result)} rows ({', '.join(c for c in result.columns if c != 'row')}) to {output}")
+
+
+@app.command()
 def caption(
     run_dir: Path = typer.Argument(..., help="A captioning run folder (or a folder written by `plait export`)."),
     files: list[Path] = typer.Argument(..., help="Image files to caption."),
@@ -127,11 +185,12 @@ def validate(
 def demo(
     folder: Optional[Path] = typer.Option(None, help="Where to generate the data and the run (default: a temporary folder)."),
     rows: Optional[int] = typer.Option(None, help="Rows of generated data (default: 1500 multimodal, 400 sentiment, "
-                                       "3000 captioning, i.e. 600 images with 5 captions each, 600 attention, 2000 spectra)."),
+                                       "3000 captioning, i.e. 600 images with 5 captions each, 600 attention, 2000 spectra, 1200 retrieval)."),
     recipe: str = typer.Option("multimodal", help="multimodal (photo + note + reading, seconds), sentiment (MELD-layout "
                                "clips: video + audio + text, minutes on a CPU), captioning (Flickr30k-layout shapes: "
                                "image → caption, minutes on a CPU), attention (pickled signals → LSTMs + attention → "
-                               "a number) or spectra (.npy spectra → CNN-LSTM → 15 binned parameters)."),
+                               "a number), spectra (.npy spectra → CNN-LSTM → 15 binned parameters) or retrieval (photos, sounds and "
+                               "descriptions → a metric-learning embedding, searched with FAISS)."),
     set_: list[str] = typer.Option([], "--set", help="Override a recipe key, e.g. --set train.epochs=3."),
 ):
     """Generate data in a real layout, train an embedded recipe on it, and show fusion against each input left out."""
@@ -139,6 +198,10 @@ def demo(
 
     run_demo(folder, rows, set_, recipe)
 
+
+from plait.cli_augment import augment_app  # noqa: E402  (a sub-app, like `cache` below)
+
+app.add_typer(augment_app, name="augment")
 
 cache_app = typer.Typer(no_args_is_help=True, help="The preprocessing cache: decoded media stored once, memory-mapped.")
 app.add_typer(cache_app, name="cache")

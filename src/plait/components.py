@@ -3,9 +3,9 @@
 A new modality adds its feature module and its encoder module here."""
 
 from plait.data.features import audio, category, image, numeric, sequence, text, video  # noqa: F401
-from plait.models import fusion  # noqa: F401
+from plait.models import fusion, late  # noqa: F401
 from plait.models.encoders import audio as _audio_encoders, video as _video_encoders  # noqa: F401
 from plait.models.encoders import category as _category_encoders, image as _image_encoders  # noqa: F401
 from plait.models.encoders import numeric as _numeric_encoders, text as _text_encoders  # noqa: F401
-from plait.tasks import binned, caption, category as _category_task, number  # noqa: F401
+from plait.tasks import binned, caption, category as _category_task, embedding, number  # noqa: F401
 from plait.models.encoders import sequence as _sequence_encoders  # noqa: F401

@@ -19,6 +19,7 @@ import plait.components  # noqa: F401  (fills the registries)
 from plait.errors import PlaitError
 from plait.registry import ENCODERS, FEATURES, FUSIONS, TASKS
 from plait.schema import Section, format_validation_error
+from plait.training.sampler import SamplerConfig
 
 
 class ConfigError(PlaitError):
@@ -74,6 +75,17 @@ class StorageConfig(Section):
     options: dict[str, Any] = Field({}, description="Passed to the fsspec filesystem as they are, overriding the keys above, e.g. `{client_kwargs: {region_name: eu-west-1}}` or `{config_kwargs: {max_pool_connections: 64}}` for s3fs.")
 
 
+class GeneratedImagesConfig(Section):
+    folder: str = Field(description="A local folder of generated images, one subfolder per class named by its label: `<label>/*.png` (or .jpg, .jpeg, .webp, .bmp), e.g. written by `plait augment generate`. Relative to the config file. A subfolder whose name is not a label of the training split is ignored (and listed in `augmentation.json`).")
+    per_class: int = Field(ge=1, description="A class with fewer training rows than this gets generated images, taken in file-name order, until it has this many rows or its subfolder runs out. Classes already this large are left as they are. Only the training split grows: validation and test keep only real rows.")
+    input: str | None = Field(None, description="The image input whose column the generated files fill. null: the config's only image input (an error when it has none or several). Every other input of a generated row is empty, so each must have `missing: mask`.")
+    label: str | None = Field(None, description="The output whose column holds the class of each row. null: the first output of type `category` or `embedding`. Other outputs are left out of a generated row's loss.")
+
+
+class AugmentDataConfig(Section):
+    generated: GeneratedImagesConfig | None = Field(None, description="Fill up rare classes of the training split with generated images (null: off). What was added is written to `augmentation.json` in the run folder.")
+
+
 class DataConfig(Section):
     table: str = Field(description="The manifest: a .csv, .jsonl or .parquet file (or a folder of .npy arrays, a pickle or folder of pickles, a MELD folder, an image–caption file or folder, see `format`), a local path or any fsspec URL (s3://...). Relative to the config file.")
     format: Literal["auto", "csv", "jsonl", "parquet", "npy", "pickle", "meld", "flickr30k", "coco", "karpathy"] = Field("auto", description="Table format; `auto` goes by the file extension (`.json`: COCO or Karpathy, told by its content; `.token`: `flickr30k`; `.pkl`/`.pickle`: `pickle`; `.npz`: `npy`); a folder is never guessed, so name its format. "
@@ -93,6 +105,7 @@ class DataConfig(Section):
     cache_dir: str | None = Field(None, description="Folder of the preprocessing cache; default: $PLAIT_CACHE_DIR, else ~/.cache/plait. Safe to share between concurrent runs.")
     on_bad_sample: Literal["error", "skip"] = Field("error", description="`error`: stop with a message naming the file, row and column. `skip`: leave the row out and list it in `skipped.jsonl`.")
     storage: StorageConfig = Field(default_factory=StorageConfig, description="How remote files (`s3://...` tables and file cells) are reached. Each remote file is downloaded once per version (ETag) into `downloads/` of the cache folder and read from there.")
+    augment: AugmentDataConfig = Field(default_factory=AugmentDataConfig, description="Rows added to the training split only, before preprocessing is fitted: generated images for rare classes.")
 
 
 class OptimizerConfig(Section):
@@ -134,6 +147,7 @@ class TrainConfig(Section):
     monitor_mode: Literal["auto", "min", "max"] = Field("auto", description="Whether a lower or higher monitored value is better; `auto` infers it from the metric's name.")
     early_stopping_patience: int | None = Field(None, ge=1, description="Stop after this many validations without improvement of the monitored metric.")
     log_every_steps: int = Field(50, ge=1, description="Write training loss and rate to metrics.jsonl and TensorBoard every this many steps.")
+    sampler: SamplerConfig = Field(default_factory=SamplerConfig, description="The order of the training rows in each epoch.")
 
     @property
     def evaluation_batch_size(self) -> int:
@@ -145,7 +159,7 @@ class Config(Section):
     data: DataConfig = Field(description="Where the table is and how it splits.")
     inputs: list[InputConfig] = Field(min_length=1, description="The columns the model reads, each with a `type` and an `encoder`.")  # type: ignore[valid-type]
     outputs: list[OutputConfig] = Field(min_length=1, description="The columns the model predicts, each with a `type`.")  # type: ignore[valid-type]
-    fusion: FusionConfig = Field(default_factory=FUSIONS["concat"].Config, description="How the encoders' outputs are combined.")  # type: ignore[valid-type]
+    fusion: FusionConfig = Field(default_factory=FUSIONS["concat"].Config, description="How the encoders' outputs are combined: `concat` and `attention` fuse early (one vector, then one head per output), `late` gives each input its own heads and combines their predictions.")  # type: ignore[valid-type]
     train: TrainConfig = Field(default_factory=TrainConfig, description="The training loop.")
     tracking: list[Literal["tensorboard", "wandb"]] = Field(["tensorboard"], description="Where metrics go besides `metrics.jsonl`, which is always written. `wandb` (Weights & Biases) needs `pip install wandb` and reads WANDB_MODE, WANDB_PROJECT, WANDB_ENTITY, WANDB_DIR... from the environment; the project defaults to `name`, and WANDB_MODE=offline logs locally with no network.")
 
@@ -168,6 +182,15 @@ class Config(Section):
             if spec.encoder.cache_embeddings and augment is not None and augment.active:
                 raise ValueError(f"inputs.{spec.name}: encoder.cache_embeddings computes each row's embedding once, "
                                  "so it cannot follow random augmentation; turn `augment` off or the cache off")
+        return self
+
+    @model_validator(mode="after")
+    def _late_fusion_outputs(self):
+        if self.fusion.name == "late":
+            generating = [spec.name for spec in self.outputs if TASKS[spec.type].generates]
+            if generating:
+                raise ValueError(f"fusion late combines one prediction per input, which a generated sequence is not: "
+                                 f"use concat or attention with the output(s) {', '.join(generating)}")
         return self
 
     @model_validator(mode="after")
@@ -246,6 +269,9 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     table = config.data.table
     if "://" not in table and not Path(table).is_absolute():
         config.data.table = str((Path(path).parent / table).resolve())
+    generated = config.data.augment.generated
+    if generated is not None and not Path(generated.folder).is_absolute():
+        generated.folder = str((Path(path).parent / generated.folder).resolve())
     return config
 
 

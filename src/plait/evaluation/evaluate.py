@@ -107,3 +107,25 @@ def evaluate_split(model, features, tasks, split, batch_size, device, drop=froze
             metrics.update({f"{name}.{key}": value for key, value in task.text_metrics(generated.texts, generated.references).items()})
             predictions[name] = {**predictions[name], "generated": generated}
     return metrics, predictions
+
+
+def embeddings_of(prediction) -> torch.Tensor:
+    """An embedding output's vectors, whether evaluation kept them with their losses (a dict) or not."""
+    return prediction["embedding"] if isinstance(prediction, dict) else prediction
+
+
+def search_gallery(tasks: dict, predictions: dict, split: EncodedSplit, gallery: EncodedSplit,
+                   gallery_predictions: dict) -> dict[str, float]:
+    """`NAME.vs_GALLERY.METRIC` for each output that searches the split's rows among the gallery split's
+    (`gallery: train` on an embedding output)."""
+    metrics: dict[str, float] = {}
+    for name, task in tasks.items():
+        if getattr(task.spec, "gallery", None) == gallery.name and split is not gallery:
+            found = task.gallery_metrics(predictions[name], split.targets[name], gallery_predictions[name], gallery.targets[name])
+            metrics.update({f"{name}.vs_{gallery.name}.{key}": value for key, value in found.items()})
+    return metrics
+
+
+def uses_gallery(outputs: list) -> set[str]:
+    """The splits some output (of the config's `outputs`) searches as its gallery."""
+    return {spec.gallery for spec in outputs if getattr(spec, "gallery", None)}

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from plait.data.dataset import EncodedSplit
 from plait.data.features.base import FileFeature
 from plait.data.tables import read_table, require_columns, resolve_root, table_format
 from plait.errors import PlaitError
@@ -24,9 +25,7 @@ def predict_table(run: TrainedRun, table: pd.DataFrame, source: str, on_bad_samp
     """`row` (position in the input), then per output `NAME_pred` (and `NAME_prob_LABEL` for categories), and with
     the attention fusion `attention_INPUT`, its weight on each input.
     `generation` changes how captions are written (beam_size, length_penalty, max_length)."""
-    require_columns(table, run.preprocessor.required_columns(with_targets=False), source)
-    policy = on_bad_sample or run.config.data.on_bad_sample
-    encoded = run.preprocessor.encode(table, "predict", source, policy, with_targets=False)
+    encoded = encode_rows(run, table, source, on_bad_sample)
     features, tasks, batch_size = run.preprocessor.features, run.preprocessor.tasks, run.config.train.evaluation_batch_size
     predictions = predict_split(run.model, features, tasks, encoded, batch_size, run.device)
     columns: dict[str, list] = {"row": encoded.rows}
@@ -41,6 +40,24 @@ def predict_table(run: TrainedRun, table: pd.DataFrame, source: str, on_bad_samp
         weights = predictions["fusion.attention"].numpy()
         columns.update({f"attention_{name}": weights[:, i] for i, name in enumerate(run.model.fusion.order)})
     return pd.DataFrame(columns)
+
+
+def encode_rows(run: TrainedRun, table: pd.DataFrame, source: str, on_bad_sample: str | None = None) -> EncodedSplit:
+    """New rows' inputs, encoded with the run's preprocessing (no targets needed)."""
+    require_columns(table, run.preprocessor.required_columns(with_targets=False), source)
+    policy = on_bad_sample or run.config.data.on_bad_sample
+    return run.preprocessor.encode(table, "predict", source, policy, with_targets=False)
+
+
+def read_rows(run: TrainedRun, input_path: str) -> pd.DataFrame:
+    """The rows of a table (file paths in its cells resolve against the table's own folder), or one row per file of a
+    folder, the run's one file input holding its path."""
+    if os.path.isdir(input_path):
+        return files_table(run, folder_files(input_path))
+    table = read_table(input_path)
+    for feature in run.preprocessor.features.values():
+        feature.base_dir = resolve_root(input_path, None)
+    return table
 
 
 def file_input(run: TrainedRun) -> FileFeature:
@@ -87,17 +104,17 @@ def predict_file(run: TrainedRun, input_path: str, output_path: str, on_bad_samp
     if os.path.isdir(input_path):
         result = predict_paths(run, folder_files(input_path), on_bad_sample, **generation)
     else:
-        table = read_table(input_path)
-        # file paths in the input's cells resolve against the input's own folder
-        for feature in run.preprocessor.features.values():
-            feature.base_dir = resolve_root(input_path, None)
-        result = predict_table(run, table, input_path, on_bad_sample, **generation)
+        result = predict_table(run, read_rows(run, input_path), input_path, on_bad_sample, **generation)
     write_table(result, output_path)
     return result
 
 
 def write_table(frame: pd.DataFrame, path: str) -> None:
+    """CSV, JSON lines or parquet by the file's extension; in a CSV, a column of vectors becomes a column per component
+    (`NAME_0`, `NAME_1`, ...)."""
     kind = table_format(path)
+    if kind == "csv":
+        frame = spread_vectors(frame)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     temporary = str(Path(path).with_name(f".{Path(path).name}.tmp"))
     if kind == "csv":
@@ -109,3 +126,16 @@ def write_table(frame: pd.DataFrame, path: str) -> None:
     else:
         raise PlaitError(f"{path}: cannot write {kind}")
     Path(temporary).replace(path)
+
+
+def spread_vectors(frame: pd.DataFrame) -> pd.DataFrame:
+    """Each column whose cells are lists of numbers → one column per component."""
+    columns = {}
+    for name in frame.columns:
+        values = frame[name]
+        if len(values) and isinstance(values.iloc[0], (list, np.ndarray)):
+            matrix = np.asarray(values.tolist())
+            columns.update({f"{name}_{i}": matrix[:, i] for i in range(matrix.shape[1])})
+        else:
+            columns[name] = values
+    return pd.DataFrame(columns, index=frame.index)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from plait.models.late import LateHead
 from plait.registry import ENCODERS, FUSIONS
 
 
@@ -28,7 +29,13 @@ class MultimodalModel(nn.Module):
         self.missing = nn.ParameterDict({name: nn.Parameter(torch.zeros(enc.out_dim)) for name, enc in self.encoders.items()})
         self.fusion = FUSIONS[config.fusion.name](config.fusion, {name: enc.out_dim for name, enc in self.encoders.items()})
         widths = {name: enc.out_dim for name, enc in self.encoders.items()}
-        self.heads = nn.ModuleDict({name: task.build_head(self.fusion.out_dim, widths) for name, task in tasks.items()})
+        self.late = getattr(self.fusion, "late", False)
+        if self.late:  # a head per input for each output (models/late.py)
+            self.heads = nn.ModuleDict({name: LateHead(task, self.fusion.out_dims, config.fusion.combine) for name, task in tasks.items()})
+        else:
+            self.heads = nn.ModuleDict({name: task.build_head(self.fusion.out_dim, widths) for name, task in tasks.items()})
+        criteria = {name: task.build_criterion() for name, task in tasks.items()}
+        self.criteria = nn.ModuleDict({name: criterion for name, criterion in criteria.items() if criterion is not None})
         self.attending = [name for name, head in self.heads.items() if getattr(head, "attends_to_inputs", False)]
 
     def encode(self, inputs: dict, drop: frozenset[str] = frozenset(), with_tokens: bool = False):
@@ -54,10 +61,18 @@ class MultimodalModel(nn.Module):
 
     def forward(self, inputs: dict, drop: frozenset[str] = frozenset(), targets: dict | None = None) -> dict[str, torch.Tensor]:
         vectors, tokens = self.encode(inputs, drop, with_tokens=bool(self.attending and targets))
-        fused = self.fusion(vectors)
+        return self.heads_forward(inputs, self.fusion(vectors), tokens, drop, targets)
+
+    def heads_forward(self, inputs: dict, fused, tokens: dict, drop: frozenset[str] = frozenset(),
+                      targets: dict | None = None) -> dict[str, torch.Tensor]:
+        """Every head's prediction from the fused representation (late fusion: the per-input vectors)."""
         outputs = {}
         for name, head in self.heads.items():
-            if name not in self.attending:
+            if self.late:  # also each input's own prediction, as `OUTPUT@INPUT`
+                present = {i: inputs[i]["present"] & (i not in drop) for i in self.encoders}
+                outputs[name], parts = head(fused, present)
+                outputs.update({f"{name}@{i}": part for i, part in parts.items()})
+            elif name not in self.attending:
                 outputs[name] = head(fused)
             elif targets and name in targets:
                 outputs[name] = head(fused, tokens, targets[name])
@@ -77,6 +92,7 @@ def parameter_table(model: MultimodalModel) -> list[list]:
     components = [(f"encoder {n}", m) for n, m in model.encoders.items()]
     components += [("missing-value vectors", model.missing), ("fusion", model.fusion)]
     components += [(f"head {n}", m) for n, m in model.heads.items()]
+    components += [(f"loss {n}", m) for n, m in model.criteria.items() if any(True for _ in m.parameters())]
     rows = []
     for label, module in components:
         trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)

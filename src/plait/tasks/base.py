@@ -29,6 +29,16 @@ class TaskType(Column):
         task's head also reads each input's token sequence (`input_dims`: input → token width)."""
         raise NotImplementedError
 
+    def build_criterion(self) -> nn.Module | None:
+        """A loss that holds parameters of its own (ArcFace's per-class weights): the model registers it, so it is
+        trained and saved with the weights. Called once each time a model is built. Default: none."""
+        return None
+
+    def combine(self, predictions: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Late fusion: one prediction from each input's head, stacked [N, inputs, ...], and per-row weights
+        [N, inputs] that sum to 1 → the combined prediction. Default: the weighted mean (numbers)."""
+        return (weights.view(*weights.shape, *[1] * (predictions.dim() - 2)) * predictions).sum(dim=1)
+
     def collate(self, target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """A batch of stacked targets, on the device → what the head and the loss read. Default: as stacked."""
         return target

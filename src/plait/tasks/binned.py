@@ -27,7 +27,7 @@ from plait.errors import BadSample, PlaitError
 from plait.registry import TASKS
 from plait.schema import OutputBase
 from plait.tasks.base import TaskType
-from plait.tasks.category import cross_entropy_over_present, frequency_logits, plot_confusion
+from plait.tasks.category import cross_entropy_over_present, frequency_logits, mean_of_probabilities, plot_confusion
 
 
 def scale(value, low: float, high: float):
@@ -127,6 +127,9 @@ class BinnedTask(TaskType):
 
     def baseline(self, train_target, rows):
         return frequency_logits(train_target, self.bins, rows)
+
+    def combine(self, predictions, weights):
+        return mean_of_probabilities(predictions, weights)
 
     def decode(self, prediction):
         probability, index = prediction.float().softmax(-1).max(-1)

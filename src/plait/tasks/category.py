@@ -88,6 +88,9 @@ class CategoryTask(TaskType):
     def baseline(self, train_target, rows):
         return frequency_logits(train_target, len(self.labels), rows)
 
+    def combine(self, predictions, weights):
+        return mean_of_probabilities(predictions, weights)
+
     def decode(self, prediction):
         probabilities = prediction.float().softmax(-1)
         columns = {f"{self.spec.name}_pred": [self.labels[i] for i in probabilities.argmax(-1).tolist()]}
@@ -104,6 +107,13 @@ def frequency_logits(train_target: dict, classes: int, rows: int) -> torch.Tenso
     frequent class): the baseline of a classifier."""
     counts = torch.bincount(train_target["value"][train_target["present"]], minlength=classes).double()
     return (counts / counts.sum().clamp(min=1)).clamp(min=1e-9).log().float().expand(rows, -1)
+
+
+def mean_of_probabilities(logits: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Late fusion of classifiers: logits [N, inputs, classes] and weights [N, inputs] → the log of the weighted mean
+    of the inputs' class probabilities (so a softmax of the result gives that mean exactly)."""
+    probabilities = (weights[..., None] * logits.float().softmax(-1)).sum(dim=1)
+    return probabilities.clamp(min=1e-12).log()
 
 
 def cross_entropy_over_present(prediction, target, weight=None, label_smoothing: float = 0.0) -> torch.Tensor:

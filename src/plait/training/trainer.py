@@ -20,6 +20,7 @@ from plait.errors import PlaitError
 from plait.evaluation.evaluate import evaluate_split
 from plait.training.checkpoint import CheckpointWriter, load_state, load_weights, rng_state, set_rng_state
 from plait.training.optim import Schedule, build_optimizer
+from plait.training.sampler import make_sampler
 
 HIGHER_IS_BETTER = ("accuracy", "f1", "r2", "spearman", "pearson", "precision", "recall", "map", "bleu", "cider")
 
@@ -36,12 +37,6 @@ class Progress:
     stopped_early: bool = False
 
 
-def epoch_order(rows: int, seed: int, epoch: int) -> torch.Tensor:
-    """The data order of an epoch depends only on (seed, epoch), so a resumed run replays it exactly."""
-    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
-    return torch.randperm(rows, generator=generator)
-
-
 def resolve_monitor(name: str, mode: str, tasks: dict, has_validation: bool, key: str = "train.monitor") -> tuple[str, str]:
     name = name if name != "auto" else "validation.loss"
     if not has_validation:
@@ -49,8 +44,8 @@ def resolve_monitor(name: str, mode: str, tasks: dict, has_validation: bool, key
     parts = name.split(".")
     if parts[0] not in ("validation", "train") or (len(parts) == 3 and parts[1] not in tasks) or len(parts) not in (2, 3):
         raise PlaitError(f"{key}: {name!r} is not validation.loss or validation.OUTPUT.METRIC (outputs: {', '.join(tasks)})")
-    if mode == "auto":
-        mode = "max" if parts[-1].endswith(HIGHER_IS_BETTER) else "min"
+    if mode == "auto":  # by the metric's name; `precision_at_1`, `map_at_r`: by what comes before `_at_`
+        mode = "max" if parts[-1].split("_at_")[0].endswith(HIGHER_IS_BETTER) else "min"
     return name, mode
 
 
@@ -67,6 +62,7 @@ class Trainer:
         scheduler_monitor = config.scheduler.monitor if config.scheduler.monitor != "auto" else self.monitor
         self.schedule_monitor, schedule_mode = resolve_monitor(scheduler_monitor, "auto" if config.scheduler.monitor != "auto" else self.mode,
                                                                tasks, self.has_validation, "train.scheduler.monitor")
+        self.order = make_sampler(config.sampler, train_split, tasks, config.seed, config.batch_size)
         self.optimizer = build_optimizer(model.parameters(), config.optimizer)
         micro_batches = math.ceil(len(train_split) / config.batch_size)
         self.steps_per_epoch = math.ceil(micro_batches / config.grad_accum_steps)
@@ -96,7 +92,7 @@ class Trainer:
 
     def train_epoch(self) -> float:
         progress, config = self.progress, self.config
-        micro_batches = epoch_order(len(self.train_split), config.seed, progress.epoch).split(config.batch_size)
+        micro_batches = self.order(progress.epoch).split(config.batch_size)
         self.model.train()
         window_start = time.perf_counter()
         for start in range(progress.batch_in_epoch, len(micro_batches), config.grad_accum_steps):
@@ -140,8 +136,12 @@ class Trainer:
 
     def total_loss(self, outputs: dict, targets: dict) -> torch.Tensor:
         total = None
+        input_loss = getattr(self.model.fusion, "input_loss", 0.0)  # late fusion: each input's own predictions learn too
         for name, task in self.tasks.items():
             loss = task.loss(outputs[name], targets[name])
+            parts = [task.loss(part, targets[name]) for key, part in outputs.items() if key.startswith(f"{name}@")]
+            if parts and input_loss:
+                loss = loss + input_loss * torch.stack(parts).mean()
             if task.spec.loss_weight != 1.0:
                 loss = task.spec.loss_weight * loss
             total = loss if total is None else total + loss
