@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from plait.config import config_hash, save_config, to_dict
+from plait.config import config_hash, save_config
 from plait.errors import PlaitError
 from plait.runs import TrainedRun, load_run
 

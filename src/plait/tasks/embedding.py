@@ -20,7 +20,7 @@ from pydantic import Field, PositiveInt
 from torch import nn
 
 from plait.data.features.category import cell_key
-from plait.errors import BadSample, PlaitError
+from plait.errors import PlaitError
 from plait.models.fusion import mlp
 from plait.registry import TASKS
 from plait.schema import OutputBase, Section
