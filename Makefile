@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/trainer_overhead.py
 	$(BIN)/python benchmarks/preprocessing_cache.py
 	$(BIN)/python benchmarks/memory_flat.py
+	$(BIN)/python benchmarks/ddp_scaling.py
 
 docs: $(STAMP)
 	$(BIN)/python -m plait.docs

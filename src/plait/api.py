@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import torch
 
 from plait.config import Config, config_hash, load_config, save_config, to_dict
-from plait.console import print_table, say
+from plait.console import console, print_table, say
 from plait.data.balancing import add_generated_rows, summary as generated_summary
 from plait.data.dataset import write_skipped
 from plait.data.columns import is_missing
@@ -22,7 +22,8 @@ from plait.models.model import MultimodalModel, parameter_table
 from plait.runs import (TrainedRun, chosen_checkpoint, configure_torch, encode_split, load_run, make_cache, make_preprocessor,
                         new_run_dir, nonempty_splits, read_data, write_json)
 from plait.training.checkpoint import has_checkpoint, load_preprocessing, load_state, load_weights
-from plait.training.tracking import Tracker, read_metrics, require_trackers
+from plait.training import distributed
+from plait.training.tracking import NullTracker, Tracker, read_metrics, require_trackers
 from plait.training.trainer import Trainer
 
 
@@ -36,21 +37,39 @@ def train(config: str | Path | Config | None = None, run_dir: str | Path | None 
         config = load_config(run_dir / "config.yaml")
     else:
         config = config if isinstance(config, Config) else load_config(config, list(overrides))
-        run_dir = Path(run_dir) if run_dir else new_run_dir(config)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(config, run_dir / "config.yaml")
+    device = configure_torch(config.train)
+    world = distributed.start(address=config.train.master_address, port=config.train.master_port,
+                              use_cuda=device.type == "cuda")  # several processes under torchrun or mpirun
+    if device.type == "cuda" and world.is_distributed:
+        device = torch.device("cuda", world.local_rank)
+    console.quiet = not world.is_main
+    try:
+        return _train(config, run_dir, resume is not None, device, world)
+    finally:
+        console.quiet = False
+        distributed.stop()
+
+
+def _train(config: Config, run_dir, resume: bool, device, world) -> Path:
+    """`train` once the processes are joined: every rank trains, rank 0 alone writes."""
+    if not resume:
+        run_dir = distributed.share(Path(run_dir) if run_dir else new_run_dir(config))  # one folder, named by rank 0
+        if world.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            save_config(config, run_dir / "config.yaml")
     last = run_dir / "checkpoints" / "last"
-    resuming = resume is not None and has_checkpoint(last)
-    say(f"run folder: {run_dir}  (config {config_hash(config)}{', resuming' if resuming else ''})")
+    resuming = distributed.share(resume and has_checkpoint(last))  # every rank resumes, or none does
+    say(f"run folder: {run_dir}  (config {config_hash(config)}{', resuming' if resuming else ''})"
+        + (f"  {world.size} processes" if world.is_distributed else ""))
     require_trackers(config.tracking)  # a missing tracker package fails before any data work
 
-    device = configure_torch(config.train)
     preprocessor = make_preprocessor(config)
     data = read_data(config, preprocessor)
     real_rows = len(data.table)  # generated rows (data.augment) come after these
     if config.data.augment.generated is not None:
         data, report = add_generated_rows(data, config)
-        write_json(run_dir / "augmentation.json", report)
+        if world.is_main:
+            write_json(run_dir / "augmentation.json", report)
         say(generated_summary(report))
     if not (data.split_of_row == "train").any():
         raise PlaitError(f"{data.source}: no row is in the training split")
@@ -59,10 +78,11 @@ def train(config: str | Path | Config | None = None, run_dir: str | Path | None 
     else:
         preprocessor.fit(data.rows("train"))
         for task in preprocessor.tasks.values():
-            task.save_files(run_dir)
+            if world.is_main:
+                task.save_files(run_dir)
     cache = make_cache(config)  # one per run: its stores index the shards once for every split
     splits = {name: encode_split(data, preprocessor, name, config, cache) for name in nonempty_splits(data)}
-    skipped = write_skipped(list(splits.values()), run_dir / "skipped.jsonl")
+    skipped = write_skipped(list(splits.values()), run_dir / "skipped.jsonl") if world.is_main else 0
     if skipped:
         say(f"[yellow]skipped {skipped} bad rows; see {run_dir / 'skipped.jsonl'}[/yellow]")
     say("rows: " + ", ".join(f"{name} {len(split)}" for name, split in splits.items()))
@@ -70,8 +90,10 @@ def train(config: str | Path | Config | None = None, run_dir: str | Path | None 
     model = MultimodalModel(config, preprocessor.features, preprocessor.tasks).to(device)
     print_table("parameters", ["component", "trainable", "frozen"], parameter_table(model))
     embed_frozen_inputs(model, preprocessor.features, config, splits, cache, device)
-    tracker = Tracker(run_dir, resume_step=load_state(last)["progress"]["step"] if resuming else None, backends=config.tracking,
-                      config=to_dict(config), name=run_dir.name)
+    tracker = NullTracker()
+    if world.is_main:
+        tracker = Tracker(run_dir, resume_step=load_state(last)["progress"]["step"] if resuming else None,
+                          backends=config.tracking, config=to_dict(config), name=run_dir.name)
     try:
         trainer = Trainer(model, preprocessor.features, preprocessor.tasks, splits["train"], splits.get("validation"),
                           config.train, run_dir, preprocessor.state_dict(), device, tracker)
@@ -80,9 +102,11 @@ def train(config: str | Path | Config | None = None, run_dir: str | Path | None 
         trainer.fit()
     finally:
         tracker.close()
-    best = chosen_checkpoint(run_dir, "best")
-    load_weights(best, model)
-    finish(TrainedRun(run_dir, config, preprocessor, model, device, best), splits, real_rows)
+    if world.is_main:
+        best = chosen_checkpoint(run_dir, "best")
+        load_weights(best, model)
+        finish(TrainedRun(run_dir, config, preprocessor, model, device, best), splits, real_rows)
+    distributed.barrier()
     say(f"done: {run_dir}")
     return run_dir
 

@@ -20,12 +20,31 @@ def train(
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Run folder (default: runs/NAME-TIMESTAMP)."),
     set_: list[str] = typer.Option([], "--set", help="Override a key, e.g. --set train.epochs=3 (repeatable)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue this run folder exactly where it stopped."),
+    nproc: int = typer.Option(1, "--nproc", min=1, help="Train in this many processes on this machine (DDP; hands over "
+                              "to torchrun: one per GPU, or CPU processes with gloo). train.batch_size stays the global batch."),
 ):
     """Train a model; prints progress and ends with the run folder."""
     from plait import api
 
-    folder = api.train(config, run_dir=run_dir, overrides=set_, resume=resume)
-    typer.echo(str(folder))
+    if nproc > 1:
+        from plait.training.launch import run_torchrun
+
+        args = [str(config)] if config else []
+        args += [f"--run-dir={run_dir}"] if run_dir else []
+        args += [f"--resume={resume}"] if resume else []
+        args += [f"--set={text}" for text in set_]
+        raise typer.Exit(run_torchrun(nproc, ["train", *args]))
+
+    from plait.training.distributed import world_from_env
+
+    from plait.sagemaker import in_sagemaker, train_in_sagemaker
+
+    if in_sagemaker() and config is not None and run_dir is None and resume is None:  # a SageMaker training job
+        folder = train_in_sagemaker(config, set_)
+    else:
+        folder = api.train(config, run_dir=run_dir, overrides=set_, resume=resume)
+    if world_from_env().is_main:
+        typer.echo(str(folder))
 
 
 @app.command()
@@ -203,6 +222,10 @@ from plait.cli_augment import augment_app  # noqa: E402  (a sub-app, like `cache
 
 app.add_typer(augment_app, name="augment")
 
+from plait.cli_sagemaker import sagemaker  # noqa: E402
+
+app.command("sagemaker")(sagemaker)
+
 cache_app = typer.Typer(no_args_is_help=True, help="The preprocessing cache: decoded media stored once, memory-mapped.")
 app.add_typer(cache_app, name="cache")
 
@@ -270,9 +293,14 @@ def _print_cache(rows: list[dict]) -> None:
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # a command's typer.Exit(code) comes back as its return value
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except PlaitError as error:
-        typer.echo(f"error: {error}", err=True)
+        from plait.training.distributed import world_from_env
+
+        world = world_from_env()
+        typer.echo(f"error{f' (rank {world.rank} of {world.size})' if world.is_distributed else ''}: {error}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)

@@ -148,6 +148,8 @@ class TrainConfig(Section):
     early_stopping_patience: int | None = Field(None, ge=1, description="Stop after this many validations without improvement of the monitored metric.")
     log_every_steps: int = Field(50, ge=1, description="Write training loss and rate to metrics.jsonl and TensorBoard every this many steps.")
     sampler: SamplerConfig = Field(default_factory=SamplerConfig, description="The order of the training rows in each epoch.")
+    master_address: str | None = Field(None, description="Several processes: the address of rank 0's process-group server, when the launcher did not set MASTER_ADDR (torchrun does; mpirun does not). null: 127.0.0.1. Under mpirun across hosts, name the host of rank 0.")
+    master_port: int | None = Field(None, ge=1, le=65535, description="Several processes: its port, when the launcher did not set MASTER_PORT. null: 29500.")
 
     @property
     def evaluation_batch_size(self) -> int:

@@ -84,6 +84,16 @@ class WandbSink:
 SINKS = {"tensorboard": TensorBoardSink, "wandb": WandbSink}
 
 
+class NullTracker:
+    """What the ranks other than rank 0 log to: nothing (rank 0 logs the metrics, which are reduced over the ranks)."""
+
+    def log(self, step: int, values: dict, **labels) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 class Tracker:
     def __init__(self, run_dir: Path, resume_step: int | None = None, backends=("tensorboard",), config: dict | None = None,
                  name: str | None = None):

@@ -18,6 +18,7 @@ from plait.console import new_progress, say
 from plait.data.dataset import EncodedSplit, load_batch, prepare_inputs
 from plait.errors import PlaitError
 from plait.evaluation.evaluate import evaluate_split
+from plait.training import distributed
 from plait.training.checkpoint import CheckpointWriter, load_state, load_weights, rng_state, set_rng_state
 from plait.training.optim import Schedule, build_optimizer
 from plait.training.sampler import make_sampler
@@ -57,6 +58,12 @@ class Trainer:
         self.model, self.features, self.tasks, self.config = model, features, tasks, config
         self.train_split, self.validation_split = train_split, validation_split
         self.run_dir, self.preprocessing, self.device, self.tracker = Path(run_dir), preprocessing, device, tracker
+        self.world = distributed.current()
+        # the module that trains: under several processes DDP averages the ranks' gradients; `model` is what is saved
+        self.trained = model
+        if self.world.is_distributed:
+            device_ids = [device.index] if device.type == "cuda" else None
+            self.trained = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=True)
         self.has_validation = validation_split is not None and len(validation_split) > 0
         self.monitor, self.mode = resolve_monitor(config.monitor, config.monitor_mode, tasks, self.has_validation)
         scheduler_monitor = config.scheduler.monitor if config.scheduler.monitor != "auto" else self.monitor
@@ -69,7 +76,7 @@ class Trainer:
         self.schedule = Schedule(self.optimizer, config.scheduler, self.steps_per_epoch * config.epochs, schedule_mode)
         self.progress = Progress()
         self.last_monitored = ""  # shown in the progress bar
-        self.pending: list[tuple[torch.Tensor, int]] = []  # (loss, rows) of steps not yet folded into Progress
+        self.pending: list[tuple[torch.Tensor, int]] = []  # (loss × rows, rows) of this rank's steps not yet folded
         self.writer = CheckpointWriter()
 
     # ── the loop ──────────────────────────────────────────────────────────────────────────────────
@@ -98,7 +105,7 @@ class Trainer:
         for start in range(progress.batch_in_epoch, len(micro_batches), config.grad_accum_steps):
             group = micro_batches[start:start + config.grad_accum_steps]
             rows = sum(len(indices) for indices in group)
-            self.pending.append((self.train_step(group, rows), rows))
+            self.pending.append(self.train_step(group, rows))
             progress.step += 1
             progress.batch_in_epoch = start + len(group)
             if progress.step % config.log_every_steps == 0:
@@ -115,24 +122,27 @@ class Trainer:
         progress.batch_in_epoch, progress.epoch_loss_sum, progress.epoch_rows = 0, 0.0, 0
         return mean_loss
 
-    def train_step(self, group: list[torch.Tensor], rows: int) -> torch.Tensor:
-        """One optimizer step over one or more micro-batches (gradient accumulation) of `rows` rows in all;
-        returns the mean loss, as a tensor (reading it would make every step wait for the device)."""
-        step_loss = None
+    def train_step(self, group: list[torch.Tensor], rows: int) -> tuple[torch.Tensor, int]:
+        """One optimizer step over one or more global micro-batches (gradient accumulation) of `rows` rows in all,
+        of which this rank takes its share. Returns this rank's (loss × rows, rows), the loss as a tensor (reading
+        it would make every step wait for the device)."""
+        loss_sum, local_rows = None, 0
         for indices in group:
+            indices = distributed.shard(indices, self.world)
             batch = load_batch(self.train_split, indices, self.tasks, self.device)
-            outputs = self.model(prepare_inputs(self.features, batch["inputs"], training=True), targets=batch["targets"])
+            outputs = self.trained(prepare_inputs(self.features, batch["inputs"], training=True), targets=batch["targets"])
             loss = self.total_loss(outputs, batch["targets"])
-            if len(group) > 1:
-                loss = loss * (len(indices) / rows)
-            loss.backward()
-            step_loss = loss.detach() if step_loss is None else step_loss + loss.detach()
+            # weighted by the share of the step's rows, times the ranks whose gradients DDP averages: the sum over
+            # ranks and micro-batches is the mean loss of the whole global step
+            (loss * (len(indices) * self.world.size / rows)).backward()
+            part = loss.detach() * len(indices)
+            loss_sum, local_rows = (part if loss_sum is None else loss_sum + part), local_rows + len(indices)
         if self.config.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.schedule.after_step()
-        return step_loss
+        return loss_sum, local_rows
 
     def total_loss(self, outputs: dict, targets: dict) -> torch.Tensor:
         total = None
@@ -148,16 +158,18 @@ class Trainer:
         return total
 
     def fold_pending(self) -> tuple[float, int]:
-        """Move the per-step losses (kept as tensors so steps never wait on a sync) into the epoch totals;
-        returns the mean loss and row count of the steps folded."""
+        """Move the per-step losses (kept as tensors so steps never wait on a sync) into the epoch totals, summed over
+        the ranks; returns the mean step loss and the row count of the steps folded. Every rank calls it at the same
+        points (it is a collective under several processes)."""
         if not self.pending:
             return 0.0, 0
-        losses = torch.stack([loss for loss, _ in self.pending]).double().cpu()
+        sums = torch.stack([loss_sum for loss_sum, _ in self.pending]).double().cpu()
         rows = torch.tensor([n for _, n in self.pending], dtype=torch.float64)
         self.pending = []
-        self.progress.epoch_loss_sum += float((losses * rows).sum())
+        sums, rows = distributed.total(torch.stack([sums, rows]), self.world)
+        self.progress.epoch_loss_sum += float(sums.sum())
         self.progress.epoch_rows += int(rows.sum())
-        return float(losses.mean()), int(rows.sum())
+        return float((sums / rows.clamp(min=1)).mean()), int(rows.sum())
 
     # ── validation, best checkpoint, early stopping ───────────────────────────────────────────────
     def is_validation_epoch(self) -> bool:
@@ -199,11 +211,15 @@ class Trainer:
     # ── checkpoints ───────────────────────────────────────────────────────────────────────────────
     def save(self, which: str) -> None:
         self.fold_pending()
+        rng_by_rank = distributed.gather(rng_state(), self.world)  # each rank draws its own dropout masks
+        if not self.world.is_main:
+            return
         state = {
             "progress": asdict(self.progress),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.schedule.state_dict(),
-            "rng": rng_state(),
+            "rng": rng_by_rank[0],
+            **({"rng_by_rank": rng_by_rank} if self.world.is_distributed else {}),
         }
         self.writer.save(self.run_dir / "checkpoints" / which, self.model, state, self.preprocessing)
 
@@ -214,4 +230,5 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["scheduler"])
         self.progress = Progress(**state["progress"])
-        set_rng_state(state["rng"])
+        by_rank = state.get("rng_by_rank")
+        set_rng_state(by_rank[self.world.rank] if by_rank and len(by_rank) == self.world.size else state["rng"])
