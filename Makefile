@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/preprocessing_cache.py
 	$(BIN)/python benchmarks/memory_flat.py
 	$(BIN)/python benchmarks/ddp_scaling.py
+	$(BIN)/python benchmarks/gpu_throughput.py
 
 docs: $(STAMP)
 	$(BIN)/python -m plait.docs

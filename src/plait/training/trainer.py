@@ -21,6 +21,7 @@ from plait.evaluation.evaluate import evaluate_split
 from plait.training import distributed
 from plait.training.checkpoint import CheckpointWriter, load_state, load_weights, rng_state, set_rng_state
 from plait.training.optim import Schedule, build_optimizer
+from plait.training.precision import autocast, grad_scaler, to_channels_last
 from plait.training.sampler import make_sampler
 
 HIGHER_IS_BETTER = ("accuracy", "f1", "r2", "spearman", "pearson", "precision", "recall", "map", "bleu", "cider")
@@ -60,6 +61,8 @@ class Trainer:
         self.run_dir, self.preprocessing, self.device, self.tracker = Path(run_dir), preprocessing, device, tracker
         self.world = distributed.current()
         # the module that trains: under several processes DDP averages the ranks' gradients; `model` is what is saved
+        if config.channels_last and device.type == "cuda":
+            to_channels_last(model)
         self.trained = model
         if self.world.is_distributed:
             device_ids = [device.index] if device.type == "cuda" else None
@@ -70,7 +73,10 @@ class Trainer:
         self.schedule_monitor, schedule_mode = resolve_monitor(scheduler_monitor, "auto" if config.scheduler.monitor != "auto" else self.mode,
                                                                tasks, self.has_validation, "train.scheduler.monitor")
         self.order = make_sampler(config.sampler, train_split, tasks, config.seed, config.batch_size)
+        if config.compile:  # compiled on the first step; the weights stay those of `model`, which is what is saved
+            self.trained = torch.compile(self.trained)
         self.optimizer = build_optimizer(model.parameters(), config.optimizer)
+        self.scaler = grad_scaler(config.precision, device)
         micro_batches = math.ceil(len(train_split) / config.batch_size)
         self.steps_per_epoch = math.ceil(micro_batches / config.grad_accum_steps)
         self.schedule = Schedule(self.optimizer, config.scheduler, self.steps_per_epoch * config.epochs, schedule_mode)
@@ -130,16 +136,19 @@ class Trainer:
         for indices in group:
             indices = distributed.shard(indices, self.world)
             batch = load_batch(self.train_split, indices, self.tasks, self.device)
-            outputs = self.trained(prepare_inputs(self.features, batch["inputs"], training=True), targets=batch["targets"])
-            loss = self.total_loss(outputs, batch["targets"])
+            with autocast(self.config.precision, self.device):
+                outputs = self.trained(prepare_inputs(self.features, batch["inputs"], training=True), targets=batch["targets"])
+                loss = self.total_loss(outputs, batch["targets"]).float()
             # weighted by the share of the step's rows, times the ranks whose gradients DDP averages: the sum over
             # ranks and micro-batches is the mean loss of the whole global step
-            (loss * (len(indices) * self.world.size / rows)).backward()
+            self.scaler.scale(loss * (len(indices) * self.world.size / rows)).backward()
             part = loss.detach() * len(indices)
             loss_sum, local_rows = (part if loss_sum is None else loss_sum + part), local_rows + len(indices)
         if self.config.grad_clip:
+            self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         self.schedule.after_step()
         return loss_sum, local_rows
@@ -218,6 +227,7 @@ class Trainer:
             "progress": asdict(self.progress),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.schedule.state_dict(),
+            "scaler": self.scaler.state_dict(),
             "rng": rng_by_rank[0],
             **({"rng_by_rank": rng_by_rank} if self.world.is_distributed else {}),
         }
@@ -229,6 +239,8 @@ class Trainer:
         state = load_state(folder)
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
         self.progress = Progress(**state["progress"])
         by_rank = state.get("rng_by_rank")
         set_rng_state(by_rank[self.world.rank] if by_rank and len(by_rank) == self.world.size else state["rng"])
