@@ -168,7 +168,7 @@ def _evaluate_encoded(run, split, drop=frozenset()):
 def _gallery(run, split, real_rows: int | None = None):
     """A split searched as a gallery and its predictions, without the rows from `real_rows` on (generated ones):
     their targets count as absent."""
-    predictions = _predict_encoded(run, split)
+    predictions = predict_encoded(run, split)
     if real_rows is not None:
         real = torch.tensor(split.rows) < real_rows
         targets = {name: {**target, "present": target["present"] & real} for name, target in split.targets.items()}
@@ -176,7 +176,8 @@ def _gallery(run, split, real_rows: int | None = None):
     return split, predictions
 
 
-def _predict_encoded(run, split):
+def predict_encoded(run, split):
+    """A trained run's raw predictions for every row of an encoded split."""
     return predict_split(run.model, run.preprocessor.features, run.preprocessor.tasks, split,
                          run.config.train.evaluation_batch_size, run.device)
 

@@ -16,7 +16,7 @@ import torch
 
 from plait.data.dataset import prepare_inputs, to_device
 from plait.errors import PlaitError
-from plait.evaluation.evaluate import embeddings_of, predict_split
+from plait.evaluation.evaluate import embeddings_of
 from plait.inference.predict import encode_rows, file_input, read_rows
 from plait.runs import TrainedRun, load_run
 
@@ -52,8 +52,7 @@ def build_index(run_dir: str | Path, split: str = "train", output: str | None = 
     run, splits, data = api.load_splits(run_dir, [split], which)
     output = embedding_output(run, output)
     encoded = splits[split]
-    predictions = predict_split(run.model, run.preprocessor.features, run.preprocessor.tasks, encoded,
-                                run.config.train.evaluation_batch_size, run.device)
+    predictions = api.predict_encoded(run, encoded)
     vectors = embeddings_of(predictions[output]).numpy().astype(np.float32)
     target, names = encoded.targets[output], run.preprocessor.tasks[output].label_names()
     labels = [names[v] if present else None for v, present in zip(target["value"].tolist(), target["present"].tolist())]
@@ -82,6 +81,7 @@ def search(run_dir: str | Path, input_path: str, k: int = 10, index_name: str | 
     """The `k` nearest indexed rows of each row of a table (or file of a folder): one line per query and neighbour,
     with `query` (the query's row, or its file), `rank`, `score` (cosine similarity) and the neighbour's row, label
     and files or texts."""
+    from plait import api
     from plait.inference import index as faiss_index
 
     run = load_run(run_dir, which)
@@ -89,8 +89,7 @@ def search(run_dir: str | Path, input_path: str, k: int = 10, index_name: str | 
     index, metadata, info = faiss_index.load_index(run.folder / INDEX_FOLDER, name)
     table = read_rows(run, input_path)
     encoded = encode_rows(run, table, input_path)
-    predictions = predict_split(run.model, run.preprocessor.features, run.preprocessor.tasks, encoded,
-                                run.config.train.evaluation_batch_size, run.device)
+    predictions = api.predict_encoded(run, encoded)
     queries = embeddings_of(predictions[info["output"]]).numpy().astype(np.float32)
     scores, positions = faiss_index.search(index, queries, k)
     if Path(input_path).is_dir():  # a folder: name each query by its file
