@@ -109,3 +109,6 @@ def test_several_binned_outputs_learn_functions_of_one_input(tmp_path):
         assert metrics[f"{name}.accuracy"] >= max(0.8, majority + 0.3), (name, metrics[f"{name}.accuracy"], majority)
         assert metrics[f"{name}.within_one"] >= metrics[f"{name}.accuracy"]
     assert (run / "plots" / "confusion_wave.png").is_file()
+    report = (run / "report.html").read_text(encoding="utf-8")  # shows validation: the table has no test split
+    assert report.count('<tr><td class="left">[') == 3 * 4  # a per-class row per bin of each output, named by its range
+    assert "confusion matrix (validation)" in report and '<section id="ablation">' not in report  # one input

@@ -2,6 +2,7 @@
 evaluation against grouped references, resume through the warm-up, and using a trained run (predict, caption,
 export)."""
 
+import html
 import json
 import math
 
@@ -147,6 +148,20 @@ def test_a_trained_run_has_its_tokenizer_caption_metrics_and_samples(trained, fl
         assert isinstance(sample["caption"], str) and len(sample["references"]) == per_image[sample["image"].split("/")[-1]]
     logged = [json.loads(line) for line in (trained / "metrics.jsonl").read_text().splitlines()]
     assert any("validation.caption.bleu4" in record for record in logged)
+
+
+def test_the_report_shows_each_images_caption_next_to_its_references(trained):
+    from tests.test_report import section
+
+    gallery = section(trained, "samples")
+    rows = gallery.count("<tr>") - 1
+    _, splits, _ = api.load_splits(trained, ["test"])
+    assert rows == min(12, len(set(splits["test"].row_info["caption"]["group"])))  # report.samples images at most
+    assert gallery.count("references:") == rows and gallery.count('<img class="thumb"') == rows  # one row per image
+    assert gallery.count("<li>") == 5 * rows  # all five references of each image
+    first = json.loads((trained / "evaluation" / "test_caption_samples.json").read_text())[0]
+    assert f"<b>{html.escape(first['caption'])}</b>" in gallery  # the gallery starts with the first image written for
+    assert section(trained, "ablation") == ""  # one input: nothing to leave out
 
 
 def test_plait_caption_and_predict_on_a_folder_write_captions(trained, flickr, tmp_path):

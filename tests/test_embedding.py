@@ -127,6 +127,21 @@ def test_trained_embeddings_retrieve_their_class(embedding_run):
     assert api.evaluate(run_dir, "test")["similar.vs_train.map_at_r"] == pytest.approx(test["similar.vs_train.map_at_r"])
 
 
+def test_the_report_shows_the_map_and_each_samples_nearest_training_rows(embedding_run):
+    import re
+
+    from tests.test_report import section
+
+    _, run_dir = embedding_run
+    assert "embedding map (test)" in section(run_dir, "outputs")
+    gallery = section(run_dir, "samples")
+    assert gallery.count("nearest in train") == 12  # report.samples rows, each searched among the training rows
+    for cell in gallery.split("nearest in train")[1:]:
+        neighbours = cell.split("</td>")[0]
+        scores = [float(score) for score in re.findall(r"<br>(-?[0-9.]+)</div>", neighbours)]
+        assert len(scores) == 5 and scores == sorted(scores, reverse=True)  # report.neighbours, nearest first
+
+
 def test_index_search_returns_the_row_itself_first(embedding_run, tmp_path):
     table, run_dir = embedding_run
     path = build_index(run_dir, "train", kind="flat")

@@ -71,6 +71,16 @@ def test_late_fusion_trains_and_predicts(tabular, tmp_path):
     assert ((probabilities - 1).abs() < 1e-5).all()
 
 
+def test_a_late_fusion_run_is_ablated_like_any_other(tabular, tmp_path):
+    import json
+
+    table, _ = tabular
+    run_dir = api.train(validate(late_config(table)), run_dir=tmp_path / "run")
+    ablation = json.loads((run_dir / "evaluation" / "ablation_test.json").read_text())
+    assert list(ablation["variants"]) == ["fused", "without x", "without colour", "without note", "only x", "only colour", "only note"]
+    assert '<section id="ablation">' in (run_dir / "report.html").read_text(encoding="utf-8")
+
+
 def test_each_inputs_own_loss_is_added_while_training(tabular, tmp_path):
     from plait.data.dataset import load_batch, prepare_inputs
     from plait.training.trainer import Trainer

@@ -1,4 +1,5 @@
-"""A run killed with SIGKILL and resumed ends with the same weights, bit for bit, as an uninterrupted run."""
+"""A run killed with SIGKILL and resumed ends with the same weights, bit for bit, as an uninterrupted run (dropout
+and modality dropout included)."""
 
 import json
 import os
@@ -18,7 +19,8 @@ from tests.conftest import run_cli, tabular_config
 
 
 def resumable_config(tmp_path, table):
-    config = tabular_config(table, epochs=25, checkpoint_every_steps=3, scheduler={"name": "cosine", "warmup_steps": 5})
+    config = tabular_config(table, epochs=25, checkpoint_every_steps=3, scheduler={"name": "cosine", "warmup_steps": 5},
+                            modality_dropout=0.3)  # hidden inputs must replay exactly after a resume too
     config["inputs"][2]["encoder"] = {"name": "transformer", "dim": 16, "heads": 2, "layers": 1, "ff": 32, "dropout": 0.2}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))

@@ -40,3 +40,9 @@ def test_the_recipe_trains_on_generated_clips_and_fusion_beats_every_single_moda
     test_metrics = json.loads((tmp_path / "run" / "evaluation" / "test.json").read_text())
     assert {"emotion.weighted_f1", "emotion.accuracy", "sentiment.weighted_f1", "sentiment.accuracy"} <= set(test_metrics)
     assert (tmp_path / "run" / "plots" / "confusion_emotion.png").is_file()
+    from tests.test_report import section
+
+    gallery = section(tmp_path / "run", "samples")
+    rows = gallery.count("<tr>") - 1
+    assert rows == 12 and gallery.count("data:image/jpeg") >= rows  # each sample's video poster frame
+    assert gallery.count(" frames") >= rows and gallery.count("data:image/png") >= rows  # and its audio spectrogram

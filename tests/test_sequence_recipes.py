@@ -50,6 +50,9 @@ def test_the_attention_recipe_trains_from_pickles_in_a_bucket(bucket, tmp_path):
     metrics = json.loads((run / "evaluation" / "test.json").read_text())
     assert {"score.spearman", "score.pearson", "score.r2"} <= set(metrics)
     assert (run / "plots" / "loss.png").is_file()
+    from tests.test_report import section
+
+    assert section(run, "samples").count("steps × 1 channel") >= 3  # a sparkline per signal of a sample row
     from plait.data.tables import read_table
     from plait.inference.predict import predict_table
     from plait.runs import load_run

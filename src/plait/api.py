@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -13,9 +14,11 @@ from plait.data.balancing import add_generated_rows, summary as generated_summar
 from plait.data.dataset import write_skipped
 from plait.data.columns import is_missing
 from plait.errors import BadSample, MissingValue, PlaitError
+from plait.evaluation.ablation import Ablation, ablate as ablate_inputs
 from plait.evaluation.captions import write_samples
 from plait.evaluation.evaluate import evaluate_split, predict_split, score, search_gallery, uses_gallery
 from plait.evaluation.plots import history_plots
+from plait.report.build import ReportData, write_report
 from plait.data.cache import summarise
 from plait.models.frozen import embed_frozen_inputs, embedded_inputs
 from plait.models.model import MultimodalModel, parameter_table
@@ -100,12 +103,12 @@ def _train(config: Config, run_dir, resume: bool, device, world) -> Path:
         if resuming:
             trainer.restore(last)
         trainer.fit()
+        if world.is_main:
+            best = chosen_checkpoint(run_dir, "best")
+            load_weights(best, model)
+            finish(TrainedRun(run_dir, config, preprocessor, model, device, best), splits, data, real_rows, tracker)
     finally:
         tracker.close()
-    if world.is_main:
-        best = chosen_checkpoint(run_dir, "best")
-        load_weights(best, model)
-        finish(TrainedRun(run_dir, config, preprocessor, model, device, best), splits, real_rows)
     distributed.barrier()
     say(f"done: {run_dir}")
     return run_dir
@@ -130,22 +133,79 @@ def build_cache(config: str | Path | Config, overrides: list[str] = ()) -> list[
     return [row for row in summarise(cache.folder) if row["namespace"] in used]
 
 
-def finish(run: TrainedRun, splits: dict, real_rows: int | None = None) -> None:
-    """With the best weights loaded: evaluate validation and test, write evaluation/<split>.json and the plots.
-    Rows from `real_rows` on were generated (data.augment): trained on, but never part of a retrieval gallery."""
+def finish(run: TrainedRun, splits: dict, data, real_rows: int | None = None, tracker=NullTracker()) -> None:
+    """With the best weights loaded: evaluate validation and test, write evaluation/<split>.json, the plots and
+    report.html, and hand the final metrics and files to the trackers. Rows from `real_rows` on were generated
+    (data.augment): trained on, but never part of a retrieval gallery."""
     run_dir = run.folder
     plots = run_dir / "plots"
-    history_plots(read_metrics(run_dir), str(plots))
+    curves = history_plots(read_metrics(run_dir), str(plots))
     galleries = {name: _gallery(run, splits[name], real_rows) for name in uses_gallery(run.config.outputs) if name in splits}
+    shown = report_split(run.config, [name for name in splits if len(splits[name])])
+    metrics_by_split, output_plots = {}, {}
     for name in ("validation", "test"):
         if name in splits and len(splits[name]):
             metrics, predictions = _evaluate_encoded(run, splits[name])
             for gallery, gallery_predictions in galleries.values():
                 metrics.update(search_gallery(run.preprocessor.tasks, predictions, splits[name], gallery, gallery_predictions))
             write_evaluation(run, name, metrics, predictions)
-            if name == "test" or "test" not in splits:
-                for output, task in run.preprocessor.tasks.items():
-                    task.plot(predictions[output], splits[name].targets[output], str(plots), name)
+            metrics_by_split[name] = metrics
+            if name == shown:
+                shown_predictions = predictions
+                output_plots = {output: task.plot(predictions[output], splits[name].targets[output], str(plots), name)
+                                for output, task in run.preprocessor.tasks.items()}
+    files = sorted(plots.glob("*.png"))
+    if run.config.report.write and shown in metrics_by_split:
+        rows = {name: len(split) for name, split in splits.items()}
+        files.append(_write_report(run, data.table, splits, shown, rows, metrics_by_split, shown_predictions, curves,
+                                   output_plots, {name: galleries[name] for name in galleries if name != shown}))
+    final = {f"{split}.{key}": value for split, metrics in metrics_by_split.items() for key, value in metrics.items()}
+    tracker.log_final(final, files, run.checkpoint)
+
+
+def report_split(config: Config, splits: list[str]) -> str | None:
+    """The split the report shows: `report.split`, or (`auto`, or the chosen one is empty) test, else validation."""
+    preferred = [config.report.split] if config.report.split != "auto" else []
+    return next((name for name in [*preferred, "test", "validation"] if name in splits), None)
+
+
+def _write_report(run, table, splits: dict, shown: str, rows: dict, metrics_by_split: dict, predictions: dict,
+                  curves: list, output_plots: dict, galleries: dict) -> Path:
+    """report.html, with the modality ablation of the shown split (also written to evaluation/ablation_SPLIT.json)."""
+    ablation = None
+    if run.config.report.ablation and len(run.preprocessor.features) > 1:
+        ablation = ablate_encoded(run, splits[shown], metrics_by_split[shown])
+        write_json(run.folder / "evaluation" / f"ablation_{shown}.json", ablation.to_json())
+    path = write_report(ReportData(run, table, splits[shown], predictions, metrics_by_split, rows, curves, output_plots,
+                                   ablation, galleries))
+    say(f"report: {path}")
+    return path
+
+
+def report(run_dir: str | Path, split: str | None = None, which: str = "best") -> Path:
+    """Write `report.html` for a trained run: `split` (default: the config's `report.split`) is evaluated again, the
+    other splits' final metrics are read from `evaluation/`."""
+    run = load_run(run_dir, which)
+    data = read_data(run.config, run.preprocessor)
+    present = [name for name in ("train", "validation", "test") if (data.split_of_row == name).any()]
+    shown = split or report_split(run.config, present)
+    if shown not in present:
+        raise PlaitError(f"{data.source}: no rows in split {shown!r}")
+    splits = encode_splits(run, data, [shown, *sorted(uses_gallery(run.config.outputs) - {shown})])
+    metrics, predictions, galleries = _evaluate_with_galleries(run, splits, shown)
+    metrics_by_split = {}
+    for name in ("train", "validation", "test"):
+        saved = run.folder / "evaluation" / f"{name}.json"
+        if name == shown:
+            metrics_by_split[name] = metrics
+        elif saved.is_file():
+            metrics_by_split[name] = json.loads(saved.read_text(encoding="utf-8"))
+    plots = run.folder / "plots"
+    curves = history_plots(read_metrics(run.folder), str(plots))
+    output_plots = {name: task.plot(predictions[name], splits[shown].targets[name], str(plots), shown)
+                    for name, task in run.preprocessor.tasks.items()}
+    rows = {name: int((data.split_of_row == name).sum()) for name in present}  # before any bad row is skipped
+    return _write_report(run, data.table, splits, shown, rows, metrics_by_split, predictions, curves, output_plots, galleries)
 
 
 def write_evaluation(run: TrainedRun, split: str, metrics: dict, predictions: dict) -> None:
@@ -172,7 +232,7 @@ def _gallery(run, split, real_rows: int | None = None):
     if real_rows is not None:
         real = torch.tensor(split.rows) < real_rows
         targets = {name: {**target, "present": target["present"] & real} for name, target in split.targets.items()}
-        split = SimpleNamespace(name=split.name, targets=targets)
+        split = SimpleNamespace(name=split.name, targets=targets, rows=split.rows)
     return split, predictions
 
 
@@ -189,10 +249,15 @@ def load_splits(run_dir: str | Path, names: list[str], which: str = "best"):
     for split in names:
         if not (data.split_of_row == split).any():
             raise PlaitError(f"{data.source}: no rows in split {split!r}")
+    return run, encode_splits(run, data, names), data
+
+
+def encode_splits(run, data, names: list[str]) -> dict:
+    """Splits of a trained run's table, encoded with its preprocessing (and its frozen encoders' embeddings)."""
     cache = make_cache(run.config)
     splits = {split: encode_split(data, run.preprocessor, split, run.config, cache) for split in dict.fromkeys(names)}
     embed_frozen_inputs(run.model, run.preprocessor.features, run.config, splits, cache, run.device)
-    return run, splits, data
+    return splits
 
 
 def _load_split(run_dir: str | Path, split: str, which: str = "best"):
@@ -204,7 +269,7 @@ def evaluate(run_dir: str | Path, split: str = "test", which: str = "best") -> d
     """Metrics of a trained run on one split (with its outputs' gallery searches); also written to
     `evaluation/<split>.json`."""
     run, splits = _load_with_galleries(run_dir, split, which)
-    metrics, predictions = _evaluate_with_galleries(run, splits, split)
+    metrics, predictions, _ = _evaluate_with_galleries(run, splits, split)
     write_evaluation(run, split, metrics, predictions)
     return metrics
 
@@ -225,13 +290,14 @@ def _load_with_galleries(run_dir: str | Path, split: str, which: str = "best"):
     return run, splits
 
 
-def _evaluate_with_galleries(run, splits: dict, split: str) -> tuple[dict, dict]:
+def _evaluate_with_galleries(run, splits: dict, split: str) -> tuple[dict, dict, dict]:
+    """Metrics and predictions of `split`, searched among the other splits given (galleries), and those galleries
+    with their predictions."""
     metrics, predictions = _evaluate_encoded(run, splits[split])
-    for name in splits:
-        if name != split:
-            gallery, gallery_predictions = _gallery(run, splits[name])
-            metrics.update(search_gallery(run.preprocessor.tasks, predictions, splits[split], gallery, gallery_predictions))
-    return metrics, predictions
+    galleries = {name: _gallery(run, splits[name]) for name in splits if name != split}
+    for gallery, gallery_predictions in galleries.values():
+        metrics.update(search_gallery(run.preprocessor.tasks, predictions, splits[split], gallery, gallery_predictions))
+    return metrics, predictions, galleries
 
 
 def target_cells(task, values) -> dict:
@@ -262,16 +328,15 @@ def evaluate_baseline(run_dir: str | Path, split: str = "test") -> dict:
     return score(tasks, predictions, SimpleNamespace(targets=targets))
 
 
-def input_ablation(run_dir: str | Path, split: str = "test") -> dict[str, dict]:
-    """Metrics with all inputs (`fused`), with each input left out (`without X`), and with one kept (`only X`).
+def ablate(run_dir: str | Path, split: str = "test", which: str = "best") -> Ablation:
+    """Metrics of a trained run on a split with every input, each input left out, and each kept alone (three inputs
+    or more); written to `evaluation/ablation_SPLIT.json`."""
+    run, encoded = _load_split(run_dir, split, which)
+    result = ablate_encoded(run, encoded)
+    write_json(run.folder / "evaluation" / f"ablation_{split}.json", result.to_json())
+    return result
 
-    A left-out input takes the missing-value path (its learned 'missing' vector), not zeros."""
-    run, encoded = _load_split(run_dir, split)
-    names = list(run.preprocessor.features)
-    results = {"fused": _evaluate_encoded(run, encoded)[0]}
-    for name in names:
-        results[f"without {name}"] = _evaluate_encoded(run, encoded, drop={name})[0]
-    if len(names) > 2:
-        for name in names:
-            results[f"only {name}"] = _evaluate_encoded(run, encoded, drop=set(names) - {name})[0]
-    return results
+
+def ablate_encoded(run, split, fused: dict | None = None) -> Ablation:
+    return ablate_inputs(lambda drop: _evaluate_encoded(run, split, drop)[0], list(run.preprocessor.features),
+                         run.preprocessor.tasks, split.name, fused)

@@ -65,6 +65,40 @@ def evaluate(
         print_table(f"{split} metrics", ["metric", "value"], [[k, v] for k, v in metrics.items()], to_stdout=True)
 
 
+@app.command()
+def ablate(
+    run_dir: Path = typer.Argument(..., help="A run folder."),
+    split: str = typer.Option("test", help="train, validation or test."),
+    checkpoint: str = typer.Option("best", help="best or last."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout instead of a table."),
+):
+    """What each input contributes: the split evaluated with every input, with each input masked in turn (the
+    missing-value path), and with one input kept alone; shows each output's main metric and its change
+    (also written to evaluation/ablation_SPLIT.json)."""
+    from plait import api
+    from plait.console import print_table
+
+    result = api.ablate(run_dir, split, checkpoint)
+    if as_json:
+        typer.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        headers, rows = result.table()
+        print_table(f"{split} split by inputs used (change from fused in brackets)", headers, rows, to_stdout=True)
+
+
+@app.command()
+def report(
+    run_dir: Path = typer.Argument(..., help="A run folder."),
+    split: Optional[str] = typer.Option(None, help="The split to show (default: the config's report.split: test, else validation)."),
+    checkpoint: str = typer.Option("best", help="best or last."),
+):
+    """Write report.html into the run folder: one self-contained page with the config, curves, metrics, confusion
+    matrices, per-class scores, sample predictions with their inputs, embedding maps and the modality ablation."""
+    from plait import api
+
+    typer.echo(str(api.report(run_dir, split, checkpoint)))
+
+
 BEAM_HELP = "Beams when writing captions (1: greedy; default: the run's generation.beam_size)."
 
 
@@ -225,6 +259,10 @@ app.add_typer(augment_app, name="augment")
 from plait.cli_sagemaker import sagemaker  # noqa: E402
 
 app.command("sagemaker")(sagemaker)
+
+from plait.cli_compare import compare  # noqa: E402
+
+app.command("compare")(compare)
 
 cache_app = typer.Typer(no_args_is_help=True, help="The preprocessing cache: decoded media stored once, memory-mapped.")
 app.add_typer(cache_app, name="cache")

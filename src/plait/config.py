@@ -151,12 +151,21 @@ class TrainConfig(Section):
     early_stopping_patience: int | None = Field(None, ge=1, description="Stop after this many validations without improvement of the monitored metric.")
     log_every_steps: int = Field(50, ge=1, description="Write training loss and rate to metrics.jsonl and TensorBoard every this many steps.")
     sampler: SamplerConfig = Field(default_factory=SamplerConfig, description="The order of the training rows in each epoch.")
+    modality_dropout: float = Field(0.0, ge=0, lt=1, description="While training, hide each input of each row with this probability (it takes the missing-value path, as a missing cell does), never all of a row's inputs at once: the model learns to cope when a modality is missing. `plait ablate` shows the effect.")
     master_address: str | None = Field(None, description="Several processes: the address of rank 0's process-group server, when the launcher did not set MASTER_ADDR (torchrun does; mpirun does not). null: 127.0.0.1. Under mpirun across hosts, name the host of rank 0.")
     master_port: int | None = Field(None, ge=1, le=65535, description="Several processes: its port, when the launcher did not set MASTER_PORT. null: 29500.")
 
     @property
     def evaluation_batch_size(self) -> int:
         return self.eval_batch_size or self.batch_size
+
+
+class ReportConfig(Section):
+    write: bool = Field(True, description="Write `report.html` into the run folder when training ends (`plait report DIR` writes it for any run).")
+    split: Literal["auto", "validation", "test"] = Field("auto", description="The split whose predictions, per-class table, sample gallery and ablation the report shows. `auto`: test, or validation when there is no test split.")
+    samples: int = Field(12, ge=0, le=200, description="Rows of the split shown in the gallery of sample predictions, with their inputs.")
+    neighbours: int = Field(5, ge=1, le=20, description="Nearest training rows shown beside each sample of an embedding output that searches a gallery.")
+    ablation: bool = Field(True, description="Evaluate the split with each input masked in turn, and with one input kept, and show the change in each output's main metric (as `plait ablate`).")
 
 
 class Config(Section):
@@ -166,7 +175,8 @@ class Config(Section):
     outputs: list[OutputConfig] = Field(min_length=1, description="The columns the model predicts, each with a `type`.")  # type: ignore[valid-type]
     fusion: FusionConfig = Field(default_factory=FUSIONS["concat"].Config, description="How the encoders' outputs are combined: `concat` and `attention` fuse early (one vector, then one head per output), `late` gives each input its own heads and combines their predictions.")  # type: ignore[valid-type]
     train: TrainConfig = Field(default_factory=TrainConfig, description="The training loop.")
-    tracking: list[Literal["tensorboard", "wandb"]] = Field(["tensorboard"], description="Where metrics go besides `metrics.jsonl`, which is always written. `wandb` (Weights & Biases) needs `pip install wandb` and reads WANDB_MODE, WANDB_PROJECT, WANDB_ENTITY, WANDB_DIR... from the environment; the project defaults to `name`, and WANDB_MODE=offline logs locally with no network.")
+    report: ReportConfig = Field(default_factory=ReportConfig, description="The run report, `report.html`: one self-contained page of how the run went.")
+    tracking: list[Literal["tensorboard", "wandb", "mlflow"]] = Field(["tensorboard"], description="Where metrics go besides `metrics.jsonl`, which is always written. `wandb` (Weights & Biases) needs `pip install wandb` and reads WANDB_MODE, WANDB_PROJECT, WANDB_ENTITY, WANDB_DIR... from the environment; the project defaults to `name`, and WANDB_MODE=offline logs locally with no network. `mlflow` needs `pip install 'plait[mlflow]'` (or `pip install mlflow`) and reads MLFLOW_TRACKING_URI (e.g. `sqlite:///mlflow.db`, or a server's http:// address; unset: MLflow's default) and MLFLOW_EXPERIMENT_NAME (unset: `name`), plus MLflow's other MLFLOW_* settings such as MLFLOW_TRACKING_TOKEN; the MLflow run is named after the run folder.")
 
     @field_validator("tracking")
     @classmethod
@@ -292,3 +302,17 @@ def config_hash(config: Config) -> str:
 
 def save_config(config: Config, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False), encoding="utf-8")
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Dotted keys of a nested config. Lists of named sections (inputs, outputs) are keyed by name
+    (`inputs.note.encoder.dim`), other lists of sections by position; lists of plain values stay whole."""
+    if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+        named = all("name" in item for item in value) and len({item["name"] for item in value}) == len(value)
+        value = {str(item["name"]) if named else str(index): item for index, item in enumerate(value)}
+    if not isinstance(value, dict) or not value:
+        return {prefix: value}
+    flat = {}
+    for key, item in value.items():
+        flat.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+    return flat

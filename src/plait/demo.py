@@ -20,6 +20,7 @@ from plait import api
 from plait.config import apply_overrides, read_yaml, validate
 from plait.console import print_table, say
 from plait.data.synthetic import make_demo
+from plait.evaluation.ablation import Ablation
 from plait.errors import PlaitError
 
 
@@ -37,13 +38,15 @@ def make_caption_data(folder: Path, rows: int) -> Path:
 
 
 def show_ablation(run_dir: Path, output: str) -> dict[str, dict]:
-    """Test accuracy with every input, and with each input left out or kept alone: what fusion buys."""
-    results = api.input_ablation(run_dir, "test")
+    """Test accuracy with every input, and with each input left out or kept alone: what fusion buys. The training
+    run's report already holds this ablation; it is read back rather than evaluated again."""
+    saved = run_dir / "evaluation" / "ablation_test.json"
+    ablation = Ablation.from_json(json.loads(saved.read_text(encoding="utf-8"))) if saved.is_file() else api.ablate(run_dir, "test")
     metrics = [f"{output}.accuracy", f"{output}.weighted_f1"]
-    table_rows = [[inputs, *(values[m] for m in metrics)] for inputs, values in results.items()]
+    table_rows = [[inputs, *(values[m] for m in metrics)] for inputs, values in ablation.metrics.items()]
     print_table(f"test split, {output}, by inputs used (left-out inputs masked)", ["inputs", "accuracy", "weighted F1"],
                 table_rows, to_stdout=True)
-    return results
+    return ablation.metrics
 
 
 def show_captions(run_dir: Path, output: str) -> dict[str, dict]:

@@ -75,6 +75,11 @@ class TaskType(Column):
         """Raw predictions of a batch → columns of user values (labels, probabilities, numbers)."""
         raise NotImplementedError
 
+    def class_names(self) -> list[str] | None:
+        """A classifier's class names, in the order of its logits (the report's per-class precision, recall and F1).
+        Default: None, not a classifier."""
+        return None
+
     def plot(self, prediction: torch.Tensor, target: dict[str, torch.Tensor], folder: str, split: str) -> list[str]:
         """Write this output's plots for a split into `folder`; returns the paths. Default: none."""
         return []

@@ -143,8 +143,11 @@ class BinnedTask(TaskType):
             f"{name}_prob": probability.tolist(),
         }
 
+    def class_names(self):
+        """Each bin's range in original units."""
+        edges = [bin_range(i, self.bins, self.min, self.max) for i in range(self.bins)]
+        return [f"[{low:.3g}, {high:.3g})" for low, high in edges]
+
     def plot(self, prediction, target, folder, split):
         """A confusion matrix of the bins, each labelled with its range in original units."""
-        edges = [bin_range(i, self.bins, self.min, self.max) for i in range(self.bins)]
-        labels = [f"[{low:.3g}, {high:.3g})" for low, high in edges]
-        return [plot_confusion(prediction, target, labels, folder, self.spec.name, split)]
+        return [plot_confusion(prediction, target, self.class_names(), folder, self.spec.name, split)]

@@ -98,6 +98,9 @@ class CategoryTask(TaskType):
             columns[f"{self.spec.name}_prob_{label}"] = probabilities[:, index].tolist()
         return columns
 
+    def class_names(self):
+        return self.labels
+
     def plot(self, prediction, target, folder, split):
         return [plot_confusion(prediction, target, self.labels, folder, self.spec.name, split)]
 

@@ -20,6 +20,7 @@ from plait.errors import PlaitError
 from plait.evaluation.evaluate import evaluate_split
 from plait.training import distributed
 from plait.training.checkpoint import CheckpointWriter, load_state, load_weights, rng_state, set_rng_state
+from plait.training.modality_dropout import hide_inputs
 from plait.training.optim import Schedule, build_optimizer
 from plait.training.precision import autocast, grad_scaler, to_channels_last
 from plait.training.sampler import make_sampler
@@ -39,6 +40,12 @@ class Progress:
     stopped_early: bool = False
 
 
+def higher_is_better(metric: str) -> bool:
+    """Whether a larger value of a metric is better, by its name's last part (`validation.label.accuracy`: yes,
+    `target.mae`: no); `precision_at_1`, `map_at_r`: by what comes before `_at_`."""
+    return metric.split(".")[-1].split("_at_")[0].endswith(HIGHER_IS_BETTER)
+
+
 def resolve_monitor(name: str, mode: str, tasks: dict, has_validation: bool, key: str = "train.monitor") -> tuple[str, str]:
     name = name if name != "auto" else "validation.loss"
     if not has_validation:
@@ -46,8 +53,8 @@ def resolve_monitor(name: str, mode: str, tasks: dict, has_validation: bool, key
     parts = name.split(".")
     if parts[0] not in ("validation", "train") or (len(parts) == 3 and parts[1] not in tasks) or len(parts) not in (2, 3):
         raise PlaitError(f"{key}: {name!r} is not validation.loss or validation.OUTPUT.METRIC (outputs: {', '.join(tasks)})")
-    if mode == "auto":  # by the metric's name; `precision_at_1`, `map_at_r`: by what comes before `_at_`
-        mode = "max" if parts[-1].split("_at_")[0].endswith(HIGHER_IS_BETTER) else "min"
+    if mode == "auto":
+        mode = "max" if higher_is_better(name) else "min"
     return name, mode
 
 
@@ -136,8 +143,9 @@ class Trainer:
         for indices in group:
             indices = distributed.shard(indices, self.world)
             batch = load_batch(self.train_split, indices, self.tasks, self.device)
+            inputs = hide_inputs(batch["inputs"], self.config.modality_dropout)
             with autocast(self.config.precision, self.device):
-                outputs = self.trained(prepare_inputs(self.features, batch["inputs"], training=True), targets=batch["targets"])
+                outputs = self.trained(prepare_inputs(self.features, inputs, training=True), targets=batch["targets"])
                 loss = self.total_loss(outputs, batch["targets"]).float()
             # weighted by the share of the step's rows, times the ranks whose gradients DDP averages: the sum over
             # ranks and micro-batches is the mean loss of the whole global step

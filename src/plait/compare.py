@@ -1,0 +1,146 @@
+"""Several run folders side by side: the settings that differ, the final metrics with the best run marked, how
+long and how far each trained, and their validation curves drawn on shared plots."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from plait.config import flatten, load_config, to_dict
+from plait.errors import PlaitError
+from plait.evaluation.plots import _save, curve_plot, plt  # pyplot, on the Agg backend plots selects
+from plait.training.tracking import read_metrics
+from plait.training.trainer import higher_is_better, resolve_monitor
+
+
+def compare_runs(folders: list[str | Path], split: str = "test", output: str | Path | None = None) -> dict:
+    """Compare trained runs. Returns {"runs", "config_differences", "metrics", "plots"}: one summary per run (its
+    name, folder, the split its final metrics come from, epochs, best monitored value, wall time), the flattened
+    config keys whose values differ ({key: {run: value}}), the final metrics of `split` (validation where a run has
+    no such file) with the best runs per metric, and the plots written into `output` (none when it is None)."""
+    folders = [Path(folder) for folder in folders]
+    if len(folders) < 2:
+        raise PlaitError("compare needs at least two run folders")
+    for folder in folders:
+        if not (folder / "config.yaml").is_file():
+            raise PlaitError(f"{folder}: not a run folder (no config.yaml)")
+    names = run_names(folders)
+    configs = {name: to_dict(load_config(folder / "config.yaml")) for name, folder in zip(names, folders)}
+    histories = {name: read_metrics(folder) for name, folder in zip(names, folders)}
+    finals = {name: final_metrics(folder, split) for name, folder in zip(names, folders)}
+    runs = [{"name": name, "folder": str(folder.resolve()), "split": finals[name][0],
+             **training_summary(configs[name], histories[name])} for name, folder in zip(names, folders)]
+    return {
+        "runs": runs,
+        "config_differences": config_differences({name: flatten(config) for name, config in configs.items()}),
+        "metrics": compare_metrics({name: metrics for name, (_, metrics) in finals.items()}),
+        "plots": comparison_plots(histories, Path(output)) if output is not None else [],
+    }
+
+
+def run_names(folders: list[Path]) -> list[str]:
+    """Each folder's name, with ` (2)`, ` (3)`... added to the later ones when two runs share a name."""
+    counts = Counter(folder.name for folder in folders)
+    seen: Counter = Counter()
+    names = []
+    for folder in folders:
+        seen[folder.name] += 1
+        names.append(folder.name if counts[folder.name] == 1 or seen[folder.name] == 1 else f"{folder.name} ({seen[folder.name]})")
+    return names
+
+
+# ── configs ──────────────────────────────────────────────────────────────────────────────────────
+def config_differences(flat_configs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """{key: {run: value}} for the keys whose values are not the same in every run (a run without the key is left
+    out of that key's values)."""
+    keys = dict.fromkeys(key for flat in flat_configs.values() for key in flat)
+    differences = {}
+    for key in keys:
+        values = {name: flat[key] for name, flat in flat_configs.items() if key in flat}
+        if len(values) < len(flat_configs) or len({json.dumps(value, sort_keys=True) for value in values.values()}) > 1:
+            differences[key] = values
+    return differences
+
+
+# ── final metrics ────────────────────────────────────────────────────────────────────────────────
+def final_metrics(folder: Path, split: str) -> tuple[str | None, dict]:
+    """(the split read, its metrics) from `evaluation/SPLIT.json`, else validation's; (None, {}) when the run
+    has neither (it did not finish)."""
+    for name in dict.fromkeys([split, "validation"]):
+        path = folder / "evaluation" / f"{name}.json"
+        if path.is_file():
+            return name, json.loads(path.read_text(encoding="utf-8"))
+    return None, {}
+
+
+def compare_metrics(metrics_by_run: dict[str, dict]) -> dict[str, dict]:
+    """{metric: {"values": {run: value}, "higher_is_better", "best": [runs]}} over the union of the runs' metrics;
+    `best` holds every run that ties for the best value, and is empty for a metric that is not a number."""
+    keys = dict.fromkeys(key for metrics in metrics_by_run.values() for key in metrics)
+    compared = {}
+    for key in keys:
+        values = {name: metrics[key] for name, metrics in metrics_by_run.items() if key in metrics}
+        numbers = {name: value for name, value in values.items() if isinstance(value, (int, float)) and not isinstance(value, bool)}
+        higher = higher_is_better(key)
+        best_value = (max if higher else min)(numbers.values(), default=None)
+        best = [name for name, value in numbers.items() if value == best_value]
+        compared[key] = {"values": values, "higher_is_better": higher, "best": best}
+    return compared
+
+
+# ── training history ─────────────────────────────────────────────────────────────────────────────
+def per_epoch(records: list[dict], key: str) -> list[tuple[int, float]]:
+    """(epoch, value) of one key in a run's metrics.jsonl, from the records logged once per epoch."""
+    return [(record["epoch"], record[key]) for record in records if "epoch" in record and isinstance(record.get(key), (int, float))]
+
+
+def training_summary(config: dict, records: list[dict]) -> dict:
+    """Epochs trained, the monitored metric with its best value, and the wall time between the first and the last
+    record of metrics.jsonl."""
+    has_validation = any(key.startswith("validation.") for record in records for key in record)
+    train = config["train"]
+    tasks = {output["name"]: None for output in config["outputs"]}
+    monitor, mode = resolve_monitor(train["monitor"], train["monitor_mode"], tasks, has_validation)
+    # without validation the trainer monitors each epoch's mean training loss, logged as train.epoch_loss
+    values = [value for _, value in per_epoch(records, "train.epoch_loss" if monitor == "train.loss" else monitor)]
+    times = [record["time"] for record in records if "time" in record]
+    return {
+        "epochs": max((record.get("epoch", 0) for record in records), default=0),
+        "monitor": monitor,
+        "best_monitored": (max if mode == "max" else min)(values, default=None),
+        "wall_time_s": round(max(times) - min(times), 3) if times else None,
+    }
+
+
+def comparison_plots(histories: dict[str, list[dict]], folder: Path) -> list[str]:
+    """`loss.png` (each run's validation loss per epoch, its training loss dashed) and one `<metric>.png` per
+    validation metric every run logged, a line per run."""
+    paths = [str(folder / "loss.png")]
+    loss_plot(histories, paths[0])
+    shared = set.intersection(*(metric_keys(records) for records in histories.values()))
+    for key in sorted(shared):
+        metric = key.removeprefix("validation.")
+        paths.append(str(folder / f"{metric}.png"))
+        curve_plot({name: per_epoch(records, key) for name, records in histories.items()}, paths[-1], metric, metric.split(".")[-1])
+    return paths
+
+
+def metric_keys(records: list[dict]) -> set[str]:
+    """The validation metrics of a run's history other than losses (those are in loss.png)."""
+    return {key for record in records for key in record if key.startswith("validation.") and not key.endswith("loss")}
+
+
+def loss_plot(histories: dict[str, list[dict]], path: str) -> None:
+    figure, axes = plt.subplots(figsize=(6, 4))
+    for index, (name, records) in enumerate(histories.items()):
+        colour = f"C{index % 10}"  # one colour per run, shared by its two lines
+        for key, style, kind in (("validation.loss", "-", "validation"), ("train.epoch_loss", "--", "train")):
+            points = per_epoch(records, key)
+            if points:
+                axes.plot(*zip(*points), linestyle=style, color=colour, marker="o", markersize=3, label=f"{name} {kind}")
+    axes.set(title="loss", xlabel="epoch", ylabel="loss")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    _save(figure, path)

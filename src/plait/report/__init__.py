@@ -1,0 +1,1 @@
+"""The run report: one self-contained HTML page (`report.html`) of how a run went and what it predicts."""
