@@ -12,7 +12,7 @@ from plait.compare import compare_metrics, compare_runs, flatten, run_names
 from plait.config import validate
 from plait.errors import PlaitError
 from plait.training.tracking import read_metrics
-from tests.conftest import run_cli, tabular_config, tabular_rows
+from tests.conftest import run_cli_here, tabular_config, tabular_rows
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -111,12 +111,12 @@ def test_needs_two_run_folders(runs, tmp_path):
 
 def test_cli_prints_tables_json_and_a_one_line_error(runs, tmp_path, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")  # rich tables: no cell cut short
-    printed = run_cli("compare", *runs, "--output", tmp_path / "plots").stdout
+    printed = run_cli_here("compare", *runs, "--output", tmp_path / "plots").stdout
     assert "config differences" in printed and "train.optimizer.lr" in printed and "0.005" in printed
     assert "final metrics" in printed and "slow (test)" in printed and "label.accuracy" in printed
     assert (tmp_path / "plots" / "loss.png").is_file() and str(tmp_path / "plots") in printed
-    parsed = json.loads(run_cli("compare", *runs, "--output", tmp_path / "plots", "--json").stdout)
+    parsed = json.loads(run_cli_here("compare", *runs, "--output", tmp_path / "plots", "--json").stdout)
     assert set(parsed) >= {"config_differences", "metrics", "runs"} and parsed["runs"][1]["name"] == "fast"
-    failed = run_cli("compare", runs[0], tmp_path / "plots", check=False)
+    failed = run_cli_here("compare", runs[0], tmp_path / "plots")
     assert failed.returncode == 1
     assert failed.stderr.strip() == f"error: {tmp_path / 'plots'}: not a run folder (no config.yaml)"

@@ -16,7 +16,7 @@ from plait.config import validate
 from plait.evaluation.ablation import Ablation, variants
 from plait.evaluation.per_class import per_class
 from plait.training.modality_dropout import hide_inputs
-from tests.conftest import run_cli, tabular_config, tabular_rows
+from tests.conftest import run_cli_here, tabular_config, tabular_rows
 
 SECTIONS = ["summary", "metrics", "curves", "outputs", "samples", "ablation", "model", "config"]
 
@@ -84,7 +84,7 @@ def test_ablation_is_the_missing_value_path_and_plait_ablate_prints_it(trained, 
     saved = Ablation.from_json(json.loads((run / "evaluation" / "ablation_test.json").read_text()))
     assert list(saved.metrics) == list(variants(["x", "colour", "note"]))
     assert saved.dropped["only note"] == ["colour", "x"]
-    printed = json.loads(run_cli("ablate", run, "--json").stdout)
+    printed = json.loads(run_cli_here("ablate", run, "--json").stdout)
     assert Ablation.from_json(printed).metrics["without note"] == pytest.approx(saved.metrics["without note"])
     assert printed["variants"]["fused"]["metrics"]["label.accuracy"] == pytest.approx(
         json.loads((run / "evaluation" / "test.json").read_text())["label.accuracy"])
@@ -121,12 +121,13 @@ def test_plait_report_rewrites_the_page_for_another_split(trained, tmp_path):
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
     (copy / "report.html").unlink()
-    printed = run_cli("report", copy, "--split", "validation").stdout.strip().splitlines()[-1]
+    printed = run_cli_here("report", copy, "--split", "validation").stdout.strip().splitlines()[-1]
     assert printed == str(copy / "report.html")
     html = (copy / "report.html").read_text(encoding="utf-8")
     assert "shown: validation split" in html and "confusion matrix (validation)" in html
     assert (copy / "evaluation" / "ablation_validation.json").is_file()
-    assert run_cli("report", copy, "--split", "nope", check=False).stderr.startswith("error: ")
+    failed = run_cli_here("report", copy, "--split", "nope")
+    assert failed.returncode == 1 and failed.stderr.startswith("error: ") and "nope" in failed.stderr
 
 
 def test_report_and_its_ablation_can_be_turned_off(tmp_path):

@@ -57,7 +57,7 @@ def test_entry_point_trains_from_the_channel_and_hyperparameters_and_writes_the_
     assert run.config.train.epochs == 1 and run.config.train.optimizer.name == "sgd"
     assert run.config.data.table == str(job["channel"] / "table.csv")
     outputs = Path(job["env"]["SM_OUTPUT_DATA_DIR"])
-    assert {"config.yaml", "metrics.jsonl", "evaluation", "plots"} <= {path.name for path in outputs.iterdir()}
+    assert {"config.yaml", "metrics.jsonl", "report.html", "evaluation", "plots"} <= {path.name for path in outputs.iterdir()}
     assert (outputs / "evaluation" / "test.json").is_file()
     assert max(record["epoch"] for record in read_metrics(outputs)) == 1
     run_dir = Path(result.stdout.strip().splitlines()[-1])

@@ -155,7 +155,9 @@ def finish(run: TrainedRun, splits: dict, data, real_rows: int | None = None, tr
                 output_plots = {output: task.plot(predictions[output], splits[name].targets[output], str(plots), name)
                                 for output, task in run.preprocessor.tasks.items()}
     files = sorted(plots.glob("*.png"))
-    if run.config.report.write and shown in metrics_by_split:
+    if run.config.report.write and shown not in metrics_by_split:
+        say("[yellow]report.html not written: the run has no validation or test rows to show[/yellow]")
+    elif run.config.report.write:
         rows = {name: len(split) for name, split in splits.items()}
         files.append(_write_report(run, data.table, splits, shown, rows, metrics_by_split, shown_predictions, curves,
                                    output_plots, {name: galleries[name] for name in galleries if name != shown}))

@@ -15,7 +15,7 @@ Inside a SageMaker PyTorch container (`SM_MODEL_DIR` or `SM_TRAINING_ENV` set) `
   `checkpoints/last` there.
 
 After training, the best model goes to `SM_MODEL_DIR` as a `plait export` folder (SageMaker uploads it as
-model.tar.gz; `plait predict` reads it unpacked) and the run's config, metrics, evaluations, plots and TensorBoard
+model.tar.gz; `plait predict` reads it unpacked) and the run's config, metrics, report, evaluations, plots and TensorBoard
 events to `SM_OUTPUT_DATA_DIR` (output.tar.gz).
 """
 
@@ -36,7 +36,7 @@ from plait.errors import PlaitError
 HYPERPARAMETERS_FILE = Path("/opt/ml/input/config/hyperparameters.json")
 CHECKPOINT_ROOT = Path("/opt/ml/checkpoints")
 CHANNEL = "train"  # the channel that becomes data.table
-OUTPUTS = ("config.yaml", "metrics.jsonl", "evaluation", "plots", "tensorboard", "skipped.jsonl", "augmentation.json")
+OUTPUTS = ("config.yaml", "metrics.jsonl", "report.html", "evaluation", "plots", "tensorboard", "skipped.jsonl", "augmentation.json")
 
 ENTRY_POINT = "plait_entry.py"
 ENTRY_SCRIPT = '''"""SageMaker entry point written by `plait sagemaker`: `plait train config.yaml` from this folder.

@@ -15,6 +15,7 @@ from plait.report.html import escape
 from plait.report.page import figures, number, table
 from plait.training.checkpoint import load_state
 from plait.training.tracking import read_metrics
+from plait.training.trainer import resolve_monitor
 
 
 def summary(report) -> str:
@@ -31,7 +32,8 @@ def summary(report) -> str:
     cards.append((str(epochs), "epochs trained"))
     progress = _progress(run.checkpoint)
     if progress.get("best") is not None:
-        cards.append((number(progress["best"]), f"best {run.config.train.monitor} (picks the checkpoint)"))
+        monitor, _ = resolve_monitor(run.config.train.monitor, "auto", run.preprocessor.tasks, "validation" in report.rows)
+        cards.append((number(progress["best"]), f"best {monitor} (picks the checkpoint)"))
     started, last = run.folder / "config.yaml", run.folder / "checkpoints" / "last"
     if started.is_file() and last.exists():  # config.yaml is written as a run starts, `last` at its end
         cards.append((_duration(last.stat().st_mtime - started.stat().st_mtime), "run time, start to last checkpoint"))
