@@ -166,9 +166,9 @@ class Trainer:
         input_loss = getattr(self.model.fusion, "input_loss", 0.0)  # late fusion: each input's own predictions learn too
         for name, task in self.tasks.items():
             loss = task.loss(outputs[name], targets[name])
-            parts = [task.loss(part, targets[name]) for key, part in outputs.items() if key.startswith(f"{name}@")]
-            if parts and input_loss:
-                loss = loss + input_loss * torch.stack(parts).mean()
+            parts = [part for key, part in outputs.items() if key.startswith(f"{name}@")] if input_loss else []
+            if parts:
+                loss = loss + input_loss * torch.stack([task.loss(part, targets[name]) for part in parts]).mean()
             if task.spec.loss_weight != 1.0:
                 loss = task.spec.loss_weight * loss
             total = loss if total is None else total + loss
