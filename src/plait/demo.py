@@ -1,8 +1,9 @@
 """`plait demo`: generate data in a real layout, train an embedded recipe on it, show what fusion buys.
 
 Demos: `multimodal` (the default; photo + note + reading, seconds), `sentiment` (the MELD recipe on generated clips
-with a video and an audio track, a few minutes on a CPU), `captioning` (the image-captioning recipe on generated
-shapes in the Flickr30k layout, a few minutes on a CPU), `attention` and `spectra` (sequence recipes), and
+with a video and an audio track, a small 3-D CNN in place of R3D-18; under a minute on a CPU), `captioning` (the
+image-captioning recipe on generated shapes in the Flickr30k layout, a few minutes on a CPU), `attention` and
+`spectra` (sequence recipes), and
 `retrieval` (the metric-learning recipe on generated photos, sounds and descriptions of 8 imbalanced classes).
 """
 
@@ -122,11 +123,15 @@ DEMOS = {
     "multimodal": Demo("demo.yaml", make_demo, "label", 1500),
     "sentiment": Demo(
         "sentiment_video_audio_text.yaml", make_sentiment_data, "emotion", 400,
-        # tiny 24×24, 8-frame, 1-second clips; the frozen text encoder's embeddings come from the cache, and a
-        # higher rate than the recipe's 1e-4 (which is tuned for fine-tuning on real MELD) trains R3D-18 from scratch
-        ["inputs.video.frames=8", "inputs.video.size=24", "inputs.audio.max_seconds=1",
-         "inputs.text.encoder.freeze=true", "inputs.text.encoder.cache_embeddings=true", "inputs.text.encoder.out_dim=null",
-         "train.optimizer.lr=1e-3", "train.epochs=8", "train.early_stopping_patience=null"],
+        # tiny 24×24, 8-frame, 1-second clips; the frozen text encoder's embeddings come from the cache. A small 3-D
+        # CNN replaces R3D-18: trained from scratch on ~250 clips, R3D-18 (33M parameters) picked up the motion cue
+        # in the last epoch or two, if at all, so any numeric difference (thread count, a few pixels of a clip) swung
+        # fused accuracy between 0.6 and 0.94, and the run took minutes; cnn3d (80k) learns it within about 12 of 20
+        # epochs, in well under a minute. A higher rate than the recipe's 1e-4 (tuned for fine-tuning on real MELD)
+        # suits training from scratch.
+        ["inputs.video.frames=8", "inputs.video.size=24", "inputs.video.encoder={name: cnn3d, channels: [16, 32, 64]}",
+         "inputs.audio.max_seconds=1", "inputs.text.encoder.freeze=true", "inputs.text.encoder.cache_embeddings=true",
+         "inputs.text.encoder.out_dim=null", "train.optimizer.lr=1e-3", "train.epochs=20", "train.early_stopping_patience=null"],
     ),
     "captioning": Demo(
         "image_captioning.yaml", make_caption_data, "caption", 3000,
