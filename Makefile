@@ -22,7 +22,7 @@ demo: $(STAMP)
 
 # one worker per core (pytest-xdist), a test file per worker at a time so module fixtures are built once
 test: $(STAMP)
-	$(BIN)/pytest -q -n auto --dist loadfile
+	$(BIN)/pytest -q -n auto --dist loadfile --durations=15
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -q -n auto --dist loadfile -m "not slow"

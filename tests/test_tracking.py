@@ -100,6 +100,9 @@ def test_wandb_offline_run_holds_the_metrics_plots_and_model(tabular, tmp_path, 
     table, _ = tabular
     config = fast_config(table, ["tensorboard", "wandb"], epochs=2, log_every_steps=2)
     run = api.train(validate(config), run_dir=tmp_path / "run")
+    import wandb
+
+    wandb.teardown()  # run.finish() can return before W&B's writer process has flushed the log; teardown waits for it
 
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -356,6 +359,7 @@ def test_mlflow_that_cannot_start_is_an_error_with_a_hint(tmp_path, monkeypatch)
 
 
 def test_final_files_go_to_every_backend_plots_as_images_others_as_files(tmp_path, offline_wandb, mlflow_uri):
+    import wandb
     from mlflow import MlflowClient
     from PIL import Image
 
@@ -378,6 +382,7 @@ def test_final_files_go_to_every_backend_plots_as_images_others_as_files(tmp_pat
     assert metric_history(client, run_id, "test.accuracy") == [(3, 0.75)]
     assert "test.note" not in client.get_run(run_id).data.metrics
 
+    wandb.teardown()  # waits for W&B's writer to flush the run log
     records = wandb_records(next((offline_wandb / "wandb").glob("offline-run-*/run-*.wandb")))
     assert "report.html" in saved_files(records)
     assert {"test.accuracy": 0.75, "test.queries": 12}.items() <= summary(records).items()

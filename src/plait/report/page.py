@@ -36,7 +36,8 @@ details summary { cursor: pointer; color: var(--accent); }
 figure { margin: 0; }
 figure img.plot { width: 480px; max-width: 100%; border: 1px solid var(--line); border-radius: 4px; }
 figcaption { color: var(--muted); font-size: 12px; text-align: center; }
-img.thumb { display: block; max-width: 160px; max-height: 160px; border-radius: 4px; }
+img.thumb { display: block; max-width: 160px; max-height: 160px; min-width: 64px; height: auto; border-radius: 4px;
+            image-rendering: pixelated; }  /* tiny clips and icons are shown larger, pixels kept sharp */
 img.small { display: block; max-width: 72px; max-height: 72px; border-radius: 3px; }
 .gallery td { text-align: left; }
 .text { max-width: 320px; white-space: pre-wrap; }
