@@ -111,7 +111,7 @@ def neighbours_cell(report, name: str, task, position: int) -> str:
         verdict = "right" if label == own else "wrong"
         picture = _visual(report, gallery.rows[index])
         shown.append(f'<div class="neighbour">{picture}<span class="{verdict}">{escape(labels[label])}</span>'
-                     f'<br>{float(scores[index]):.2f}</div>')
+                     f'<br>{float(scores[index]):.3f}</div>')
     heading = f"class {escape(labels[own])}" if own is not None else missing("no class")
     return (f'<span class="caption">{heading}; nearest in {escape(gallery.name)}:</span>'
             f'<div class="neighbours">{"".join(shown)}</div>')

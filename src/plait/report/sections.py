@@ -71,13 +71,16 @@ def curves(report) -> str:
 
 
 def outputs(report) -> str:
-    """Per output: its plots of the shown split and, for a classifier, precision, recall and F1 per class."""
+    """Per output: its metrics and plots of the shown split and, for a classifier, precision, recall and F1 per class."""
     run, split = report.run, report.split
     parts = []
     for name, task in run.preprocessor.tasks.items():
         spec = task.spec
         parts.append(f"<h3>{escape(name)} <span class=\"caption\">({escape(spec.type)} of column "
                      f"{escape(spec.column)})</span></h3>")
+        scores = {key.removeprefix(f"{name}."): value for key, value in report.metrics.get(split.name, {}).items()
+                  if key.startswith(f"{name}.") and isinstance(value, float)}
+        parts.append(table(["metric", split.name], [[escape(key), value] for key, value in scores.items()]))
         parts.append(figures([(path, _plot_caption(path, split.name)) for path in report.output_plots.get(name, [])]))
         prediction, names = report.predictions.get(name), task.class_names()
         if names and isinstance(prediction, torch.Tensor) and prediction.dim() == 2 and prediction.shape[1] == len(names):
