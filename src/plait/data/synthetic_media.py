@@ -94,7 +94,9 @@ def write_clip(path, frames: np.ndarray, fps: int, audio: np.ndarray | None = No
         video.codec_context.flags |= av.codec.context.Flags.bitexact
         video.codec_context.thread_count = 1  # one thread: identical output on any machine
         if codec == "libx264":
-            video.options = {"crf": "12", "preset": "medium"}  # near-lossless, so tests can read pixel values back
+            # near-lossless, so tests can read pixel values back; a constant quantiser, because x264's crf rate
+            # control wrote different bytes from run to run for tiny (24-pixel) frames
+            video.options = {"qp": "12", "preset": "medium"}
         else:
             video.codec_context.bit_rate = 4_000_000
         sound = _add_audio_stream(container, audio_codec, sample_rate) if audio_codec else None
