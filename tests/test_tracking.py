@@ -197,7 +197,7 @@ def test_a_missing_tracker_package_is_a_clear_error_before_any_work(tabular, tmp
 def test_without_wandb_or_mlflow_in_tracking_nothing_imports_them(tabular, tmp_path):
     table, _ = tabular
     script = ("import json, sys; from plait import api; from plait.config import validate; "
-              f"api.train(validate(json.loads(sys.argv[1])), run_dir=sys.argv[2]); print('wandb' in sys.modules or 'mlflow' in sys.modules)")
+              "api.train(validate(json.loads(sys.argv[1])), run_dir=sys.argv[2]); print('wandb' in sys.modules or 'mlflow' in sys.modules)")
     config = json.dumps(fast_config(table, ["tensorboard"], epochs=1))
     result = subprocess.run([sys.executable, "-c", script, config, str(tmp_path / "run")], cwd=ROOT, capture_output=True,
                             text=True, timeout=300)
