@@ -34,7 +34,7 @@ def write_report(report: ReportData, path: Path | None = None) -> Path:
     """Render the page and write it (under a temporary name, then renamed); returns its path."""
     run = report.run
     path = Path(path) if path else run.folder / "report.html"
-    facts = [f"{len(run.config.inputs)} inputs → {len(run.config.outputs)} outputs", f"config {config_hash(run.config)}",
+    facts = [f"{_count(len(run.config.inputs), 'input')} → {_count(len(run.config.outputs), 'output')}", f"config {config_hash(run.config)}",
              f"checkpoint {run.checkpoint.name}", f"shown: {report.split.name} split",
              f"written {time.strftime('%Y-%m-%d %H:%M')}"]
     document = page(f"{run.config.name}: {run.folder.name}", facts, [
@@ -51,3 +51,7 @@ def write_report(report: ReportData, path: Path | None = None) -> Path:
     temporary.write_text(document, encoding="utf-8")
     os.replace(temporary, path)
     return path
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
