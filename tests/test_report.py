@@ -168,3 +168,18 @@ def test_modality_dropout_trains_and_is_validated():
     config["train"]["modality_dropout"] = 1.0
     with pytest.raises(Exception, match="modality_dropout"):
         validate(config)
+
+
+def test_with_many_outputs_the_report_draws_one_curve_plot_per_metric(tmp_path):
+    table = tmp_path / "table.csv"
+    tabular_rows(160).to_csv(table, index=False)
+    config = tabular_config(table, epochs=2)
+    config["outputs"] += [{"name": f"bins{k}", "type": "binned", "column": "target", "bins": 3 + k} for k in range(2)]
+    config["report"] = {"ablation": False, "samples": 2}
+    run = api.train(validate(config), run_dir=tmp_path / "run")
+    curves = section(run, "curves")
+    captions = re.findall(r"<figcaption>([^<]*)</figcaption>", curves)
+    # label: accuracy, macro_f1, weighted_f1; target: mae, rmse, r2, spearman, pearson; bins: accuracy, within_one, mae, rmse
+    metrics = ["accuracy", "macro_f1", "weighted_f1", "mae", "rmse", "r2", "spearman", "pearson", "within_one"]
+    assert sorted(captions) == sorted(["loss per epoch", *(f"validation {m} per epoch, a line per output" for m in metrics)])
+    assert len(list((run / "plots").glob("*.*.png"))) == 3 + 5 + 2 * 4  # the run folder keeps one plot per output and metric

@@ -3,6 +3,7 @@ section out)."""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import torch
@@ -10,12 +11,15 @@ import yaml
 
 from plait.config import to_dict
 from plait.evaluation.per_class import per_class
+from plait.evaluation.plots import curve_plot
 from plait.models.model import parameter_table
 from plait.report.html import escape
 from plait.report.page import figures, number, table
 from plait.training.checkpoint import load_state
 from plait.training.tracking import read_metrics
 from plait.training.trainer import resolve_monitor
+
+GROUP_CURVES_ABOVE = 3  # outputs; with more, one curve plot per metric holds every output's line
 
 
 def summary(report) -> str:
@@ -65,9 +69,31 @@ def final_metrics(report) -> str:
 
 
 def curves(report) -> str:
+    """The loss, then each validation metric per epoch: a plot per output and metric (the run's plots/), or, with more
+    than GROUP_CURVES_ABOVE outputs (fifteen binned heads), one plot per metric with a line per output."""
     names = {Path(path).stem: Path(path) for path in report.curves}
-    ordered = sorted(names, key=lambda stem: (stem != "loss", stem))
-    return figures([(names[stem], "loss per epoch" if stem == "loss" else f"validation {stem} per epoch") for stem in ordered])
+    tasks = report.run.preprocessor.tasks
+    if len(tasks) <= GROUP_CURVES_ABOVE:
+        ordered = sorted(names, key=lambda stem: (stem != "loss", stem))
+        return figures([(names[stem], "loss per epoch" if stem == "loss" else f"validation {stem} per epoch") for stem in ordered])
+    with tempfile.TemporaryDirectory() as folder:  # drawn for the page only; figures() embeds them at once
+        items = [(names["loss"], "loss per epoch")] if "loss" in names else []
+        for metric, series in metric_series(read_metrics(report.run.folder), tasks).items():
+            path = Path(folder) / f"{metric}.png"
+            curve_plot(series, str(path), f"validation {metric}", metric)
+            items.append((path, f"validation {metric} per epoch, a line per output"))
+        return figures(items)
+
+
+def metric_series(records: list[dict], tasks: dict) -> dict[str, dict[str, list[tuple[int, float]]]]:
+    """metric → output → (epoch, value) of every validation metric logged per epoch (the losses left out)."""
+    series: dict = {}
+    for record in records:
+        for key, value in record.items():
+            parts = key.split(".")
+            if "epoch" in record and len(parts) == 3 and parts[0] == "validation" and parts[1] in tasks and parts[2] != "loss":
+                series.setdefault(parts[2], {}).setdefault(parts[1], []).append((record["epoch"], value))
+    return series
 
 
 def outputs(report) -> str:
