@@ -84,7 +84,7 @@ def test_plots_are_written(compared):
 
 
 def test_names_are_unique_and_lists_of_named_sections_are_keyed_by_name():
-    assert run_names([Path("a/run"), Path("b/run"), Path("c/other")]) == ["run", "run (2)", "other"]
+    assert run_names([Path("a/run"), Path("b/run"), Path("c/other")]) == ["a/run", "b/run", "other"]
     flat = flatten({"inputs": [{"name": "note", "encoder": {"dim": 8}}], "fusion": {"hidden": [32, 16]}})
     assert flat == {"inputs.note.name": "note", "inputs.note.encoder.dim": 8, "fusion.hidden": [32, 16]}
 
@@ -93,10 +93,11 @@ def test_a_missing_split_falls_back_to_validation_and_a_run_matches_itself(runs,
     from plait.cli_compare import print_config_differences
 
     compared = compare_runs([runs[0], runs[0]], split="train")
-    assert [run["name"] for run in compared["runs"]] == ["slow", "slow (2)"]
+    first = f"{runs[0].resolve().parent.name}/slow"  # the same folder twice: the parent's name does not tell them apart
+    assert [run["name"] for run in compared["runs"]] == [first, f"{first} (2)"]
     assert [run["split"] for run in compared["runs"]] == ["validation", "validation"]
     validation = json.loads((runs[0] / "evaluation" / "validation.json").read_text())
-    assert compared["metrics"]["loss"]["values"] == {"slow": validation["loss"], "slow (2)": validation["loss"]}
+    assert compared["metrics"]["loss"]["values"] == {first: validation["loss"], f"{first} (2)": validation["loss"]}
     assert compared["config_differences"] == {} and compared["plots"] == []
     print_config_differences({}, ["slow", "slow (2)"])
     assert "settings are the same" in capsys.readouterr().out

@@ -41,14 +41,16 @@ def compare_runs(folders: list[str | Path], split: str = "test", output: str | P
 
 
 def run_names(folders: list[Path]) -> list[str]:
-    """Each folder's name, with ` (2)`, ` (3)`... added to the later ones when two runs share a name."""
-    counts = Counter(folder.name for folder in folders)
-    seen: Counter = Counter()
-    names = []
-    for folder in folders:
-        seen[folder.name] += 1
-        names.append(folder.name if counts[folder.name] == 1 or seen[folder.name] == 1 else f"{folder.name} ({seen[folder.name]})")
-    return names
+    """A short name per run: its folder's name, or, where two runs share one, the parent folder's name too
+    (`md0.0/run`), and ` (2)`, ` (3)`... on the later ones where even that is shared (the same folder twice)."""
+    names = [folder.name for folder in folders]
+    clashing = {name for name, count in Counter(names).items() if count > 1}
+    names = [f"{folder.resolve().parent.name}/{name}" if name in clashing else name for folder, name in zip(folders, names)]
+    counts, seen, unique = Counter(names), Counter(), []
+    for name in names:
+        seen[name] += 1
+        unique.append(name if counts[name] == 1 or seen[name] == 1 else f"{name} ({seen[name]})")
+    return unique
 
 
 # ── configs ──────────────────────────────────────────────────────────────────────────────────────
