@@ -116,13 +116,17 @@ def test_ablation_change_and_harm_follow_each_metrics_direction():
     assert list(variants(["a", "b"])) == ["fused", "without a", "without b"]  # only a = without b
 
 
-def test_plait_report_rewrites_the_page_for_another_split(trained, tmp_path):
+def test_plait_report_rewrites_the_page_for_another_split(trained, tmp_path, monkeypatch):
+    import webbrowser
+
+    opened = []
+    monkeypatch.setattr(webbrowser, "open", opened.append)
     run, _ = trained
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
     (copy / "report.html").unlink()
-    printed = run_cli_here("report", copy, "--split", "validation").stdout.strip().splitlines()[-1]
-    assert printed == str(copy / "report.html")
+    printed = run_cli_here("report", copy, "--split", "validation", "--open").stdout.strip().splitlines()[-1]
+    assert printed == str(copy / "report.html") and opened == [(copy / "report.html").resolve().as_uri()]
     html = (copy / "report.html").read_text(encoding="utf-8")
     assert "shown: validation split" in html and "confusion matrix (validation)" in html
     assert (copy / "evaluation" / "ablation_validation.json").is_file()

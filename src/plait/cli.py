@@ -91,12 +91,18 @@ def report(
     run_dir: Path = typer.Argument(..., help="A run folder."),
     split: Optional[str] = typer.Option(None, help="The split to show (default: the config's report.split: test, else validation)."),
     checkpoint: str = typer.Option("best", help="best or last."),
+    open_page: bool = typer.Option(False, "--open", help="Also open the page in the default web browser."),
 ):
     """Write report.html into the run folder: one self-contained page with the config, curves, metrics, confusion
     matrices, per-class scores, sample predictions with their inputs, embedding maps and the modality ablation."""
     from plait import api
 
-    typer.echo(str(api.report(run_dir, split, checkpoint)))
+    path = api.report(run_dir, split, checkpoint)
+    typer.echo(str(path))
+    if open_page:
+        import webbrowser
+
+        webbrowser.open(path.resolve().as_uri())
 
 
 BEAM_HELP = "Beams when writing captions (1: greedy; default: the run's generation.beam_size)."
