@@ -151,9 +151,7 @@ def finish(run: TrainedRun, splits: dict, data, real_rows: int | None = None, tr
             write_evaluation(run, name, metrics, predictions)
             metrics_by_split[name] = metrics
             if name == shown:
-                shown_predictions = predictions
-                output_plots = {output: task.plot(predictions[output], splits[name].targets[output], str(plots), name)
-                                for output, task in run.preprocessor.tasks.items()}
+                shown_predictions, output_plots = predictions, _output_plots(run, splits[name], predictions)
     files = sorted(plots.glob("*.png"))
     if run.config.report.write and shown not in metrics_by_split:
         say("[yellow]report.html not written: the run has no validation or test rows to show[/yellow]")
@@ -163,6 +161,12 @@ def finish(run: TrainedRun, splits: dict, data, real_rows: int | None = None, tr
                                    output_plots, {name: galleries[name] for name in galleries if name != shown}))
     final = {f"{split}.{key}": value for split, metrics in metrics_by_split.items() for key, value in metrics.items()}
     tracker.log_final(final, files, run.checkpoint)
+
+
+def _output_plots(run, split, predictions: dict) -> dict[str, list[str]]:
+    """Each output's plots of a split (confusion matrix, scatter, embedding map) in the run's plots/."""
+    return {name: task.plot(predictions[name], split.targets[name], str(run.folder / "plots"), split.name)
+            for name, task in run.preprocessor.tasks.items()}
 
 
 def report_split(config: Config, splits: list[str]) -> str | None:
@@ -193,7 +197,7 @@ def report(run_dir: str | Path, split: str | None = None, which: str = "best") -
     shown = split or report_split(run.config, present)
     if shown not in present:
         raise PlaitError(f"{data.source}: no rows in split {shown!r}")
-    splits = encode_splits(run, data, [shown, *sorted(uses_gallery(run.config.outputs) - {shown})])
+    splits = encode_splits(run, data, _with_galleries(run.config, shown))
     metrics, predictions, galleries = _evaluate_with_galleries(run, splits, shown)
     metrics_by_split = {}
     for name in ("train", "validation", "test"):
@@ -202,10 +206,8 @@ def report(run_dir: str | Path, split: str | None = None, which: str = "best") -
             metrics_by_split[name] = metrics
         elif saved.is_file():
             metrics_by_split[name] = json.loads(saved.read_text(encoding="utf-8"))
-    plots = run.folder / "plots"
-    curves = history_plots(read_metrics(run.folder), str(plots))
-    output_plots = {name: task.plot(predictions[name], splits[shown].targets[name], str(plots), shown)
-                    for name, task in run.preprocessor.tasks.items()}
+    curves = history_plots(read_metrics(run.folder), str(run.folder / "plots"))
+    output_plots = _output_plots(run, splits[shown], predictions)
     rows = {name: int((data.split_of_row == name).sum()) for name in present}  # before any bad row is skipped
     return _write_report(run, data.table, splits, shown, rows, metrics_by_split, predictions, curves, output_plots, galleries)
 
@@ -287,9 +289,13 @@ def evaluate_untrained(run_dir: str | Path, split: str = "test") -> dict:
 
 def _load_with_galleries(run_dir: str | Path, split: str, which: str = "best"):
     """A trained run with `split` and every split its outputs search as a gallery, encoded."""
-    galleries = sorted(uses_gallery(load_config(Path(run_dir) / "config.yaml").outputs) - {split})
-    run, splits, _ = load_splits(run_dir, [split, *galleries], which)
+    run, splits, _ = load_splits(run_dir, _with_galleries(load_config(Path(run_dir) / "config.yaml"), split), which)
     return run, splits
+
+
+def _with_galleries(config: Config, split: str) -> list[str]:
+    """`split`, then every other split the config's outputs search as a gallery."""
+    return [split, *sorted(uses_gallery(config.outputs) - {split})]
 
 
 def _evaluate_with_galleries(run, splits: dict, split: str) -> tuple[dict, dict, dict]:

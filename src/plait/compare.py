@@ -11,8 +11,9 @@ from typing import Any
 from plait.config import flatten, load_config, to_dict
 from plait.errors import PlaitError
 from plait.evaluation.plots import _save, curve_plot, plt  # pyplot, on the Agg backend plots selects
+from plait.training.history import metric_keys, per_epoch, training_summary
 from plait.training.tracking import read_metrics
-from plait.training.trainer import higher_is_better, resolve_monitor
+from plait.training.trainer import higher_is_better
 
 
 def compare_runs(folders: list[str | Path], split: str = "test", output: str | Path | None = None) -> dict:
@@ -92,30 +93,7 @@ def compare_metrics(metrics_by_run: dict[str, dict]) -> dict[str, dict]:
     return compared
 
 
-# ── training history ─────────────────────────────────────────────────────────────────────────────
-def per_epoch(records: list[dict], key: str) -> list[tuple[int, float]]:
-    """(epoch, value) of one key in a run's metrics.jsonl, from the records logged once per epoch."""
-    return [(record["epoch"], record[key]) for record in records if "epoch" in record and isinstance(record.get(key), (int, float))]
-
-
-def training_summary(config: dict, records: list[dict]) -> dict:
-    """Epochs trained, the monitored metric with its best value, and the wall time between the first and the last
-    record of metrics.jsonl."""
-    has_validation = any(key.startswith("validation.") for record in records for key in record)
-    train = config["train"]
-    tasks = {output["name"]: None for output in config["outputs"]}
-    monitor, mode = resolve_monitor(train["monitor"], train["monitor_mode"], tasks, has_validation)
-    # without validation the trainer monitors each epoch's mean training loss, logged as train.epoch_loss
-    values = [value for _, value in per_epoch(records, "train.epoch_loss" if monitor == "train.loss" else monitor)]
-    times = [record["time"] for record in records if "time" in record]
-    return {
-        "epochs": max((record.get("epoch", 0) for record in records), default=0),
-        "monitor": monitor,
-        "best_monitored": (max if mode == "max" else min)(values, default=None),
-        "wall_time_s": round(max(times) - min(times), 3) if times else None,
-    }
-
-
+# ── curves ───────────────────────────────────────────────────────────────────────────────────────
 def comparison_plots(histories: dict[str, list[dict]], folder: Path) -> list[str]:
     """`loss.png` (each run's validation loss per epoch, its training loss dashed) and one `<metric>.png` per
     validation metric every run logged, a line per run."""
@@ -127,11 +105,6 @@ def comparison_plots(histories: dict[str, list[dict]], folder: Path) -> list[str
         paths.append(str(folder / f"{metric}.png"))
         curve_plot({name: per_epoch(records, key) for name, records in histories.items()}, paths[-1], metric, metric.split(".")[-1])
     return paths
-
-
-def metric_keys(records: list[dict]) -> set[str]:
-    """The validation metrics of a run's history other than losses (those are in loss.png)."""
-    return {key for record in records for key in record if key.startswith("validation.") and not key.endswith("loss")}
 
 
 def loss_plot(histories: dict[str, list[dict]], path: str) -> None:

@@ -300,8 +300,13 @@ def config_hash(config: Config) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+def config_text(config: Config | dict) -> str:
+    """The resolved config as YAML, keys in schema order: what a run folder's config.yaml holds."""
+    return yaml.safe_dump(to_dict(config) if isinstance(config, Config) else config, sort_keys=False)
+
+
 def save_config(config: Config, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False), encoding="utf-8")
+    Path(path).write_text(config_text(config), encoding="utf-8")
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:

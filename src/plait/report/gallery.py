@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from plait.data.features.numeric import finite_numbers
 from plait.evaluation.evaluate import embeddings_of
 from plait.report.html import escape, missing
 from plait.report.page import number, table
@@ -63,9 +64,9 @@ def output_cell(report, name: str, task, position: int, table_row) -> str:
     decoded = task.decode(prediction[position:position + 1])
     guess = decoded.get(f"{name}_pred", [None])[0]
     if isinstance(guess, float):
-        error = _number(truth)
+        true_value = next(iter(finite_numbers([truth])), None)
         shown = f"{number(guess)}<br><span class=\"caption\">true {escape(truth)}"
-        return shown + (f", error {number(abs(guess - error))}</span>" if error is not None else "</span>")
+        return shown + (f", error {number(abs(guess - true_value))}</span>" if true_value is not None else "</span>")
     return f"{escape(guess)}<br><span class=\"caption\">true {escape(truth)}</span>"
 
 
@@ -122,11 +123,3 @@ def _visual(report, table_row_number: int) -> str:
     features = report.run.preprocessor.features
     chosen = next((f for f in features.values() if f.spec.type in VISUAL), next(iter(features.values())))
     return preview(chosen, report.table.iloc[table_row_number].get(chosen.spec.column), size=72)
-
-
-def _number(value) -> float | None:
-    try:
-        result = float(value)
-    except (TypeError, ValueError):
-        return None
-    return result if np.isfinite(result) else None

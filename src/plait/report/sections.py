@@ -7,17 +7,15 @@ import tempfile
 from pathlib import Path
 
 import torch
-import yaml
 
-from plait.config import to_dict
+from plait.config import config_text, to_dict
 from plait.evaluation.per_class import per_class
 from plait.evaluation.plots import curve_plot
 from plait.models.model import parameter_table
 from plait.report.html import escape
 from plait.report.page import figures, number, table
-from plait.training.checkpoint import load_state
+from plait.training.history import metric_keys, per_epoch, training_summary
 from plait.training.tracking import read_metrics
-from plait.training.trainer import resolve_monitor
 
 GROUP_CURVES_ABOVE = 3  # outputs; with more, one curve plot per metric holds every output's line
 
@@ -31,13 +29,10 @@ def summary(report) -> str:
         key = f"{name}.{task.main_metric}"
         if key in shown:
             cards.append((number(shown[key]), f"{name} · {task.main_metric} ({split})"))
-    records = read_metrics(run.folder)
-    epochs = max((r["epoch"] for r in records if "epoch" in r), default=0)
-    cards.append((str(epochs), "epochs trained"))
-    progress = _progress(run.checkpoint)
-    if progress.get("best") is not None:
-        monitor, _ = resolve_monitor(run.config.train.monitor, "auto", run.preprocessor.tasks, "validation" in report.rows)
-        cards.append((number(progress["best"]), f"best {monitor} (picks the checkpoint)"))
+    trained = training_summary(to_dict(run.config), read_metrics(run.folder))
+    cards.append((str(trained["epochs"]), "epochs trained"))
+    if trained["best_monitored"] is not None:
+        cards.append((number(trained["best_monitored"]), f"best {trained['monitor']} (picks the checkpoint)"))
     started, last = run.folder / "config.yaml", run.folder / "checkpoints" / "last"
     if started.is_file() and last.exists():  # config.yaml is written as a run starts, `last` at its end
         cards.append((_duration(last.stat().st_mtime - started.stat().st_mtime), "run time, start to last checkpoint"))
@@ -45,13 +40,6 @@ def summary(report) -> str:
     return '<div class="cards">' + "".join(
         f'<div class="card"><div class="value">{escape(value)}</div><div class="label">{escape(label)}</div></div>'
         for value, label in cards) + "</div>"
-
-
-def _progress(checkpoint) -> dict:
-    try:
-        return load_state(checkpoint).get("progress", {})
-    except (OSError, KeyError, ValueError):  # an exported model folder keeps the weights only
-        return {}
 
 
 def _duration(seconds: float) -> str:
@@ -87,12 +75,12 @@ def curves(report) -> str:
 
 def metric_series(records: list[dict], tasks: dict) -> dict[str, dict[str, list[tuple[int, float]]]]:
     """metric → output → (epoch, value) of every validation metric logged per epoch (the losses left out)."""
+    logged = metric_keys(records)
     series: dict = {}
-    for record in records:
-        for key, value in record.items():
-            parts = key.split(".")
-            if "epoch" in record and len(parts) == 3 and parts[0] == "validation" and parts[1] in tasks and parts[2] != "loss":
-                series.setdefault(parts[2], {}).setdefault(parts[1], []).append((record["epoch"], value))
+    for key in dict.fromkeys(key for record in records for key in record if key in logged):  # in the order logged
+        parts = key.split(".")
+        if len(parts) == 3 and parts[1] in tasks:
+            series.setdefault(parts[2], {})[parts[1]] = per_epoch(records, key)
     return series
 
 
@@ -161,6 +149,6 @@ def model(report) -> str:
 
 def config(report) -> str:
     """The resolved config (every default filled in), folded: it is what `config.yaml` in the run folder holds."""
-    text = yaml.safe_dump(to_dict(report.run.config), sort_keys=False, allow_unicode=True)
+    text = config_text(report.run.config)
     return (f"<details><summary>the resolved config, {text.count(chr(10))} lines (every default filled in; the run "
             f"folder's config.yaml)</summary><pre>{escape(text)}</pre></details>")

@@ -18,9 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from plait.config import flatten
+from plait.config import config_text, flatten
 from plait.errors import PlaitError
 
 
@@ -58,7 +56,7 @@ class TensorBoardSink:
         purge = run.resume_step + 1 if run.resume_step is not None else None  # drop events the killed run wrote after its checkpoint
         self.writer = SummaryWriter(str(run.folder / "tensorboard"), purge_step=purge)
         if run.resume_step is None:  # a resumed run's events already hold it
-            self.writer.add_text("config", f"```yaml\n{config_yaml(run.config)}```", 0)
+            self.writer.add_text("config", f"```yaml\n{config_text(run.config)}```", 0)
 
     def log(self, step: int, values: dict[str, float]) -> None:
         for key, value in values.items():
@@ -167,7 +165,7 @@ class MlflowSink:
         params = [Param(key, value[:MAX_PARAM_VAL_LENGTH]) for key, value in flat_params(self.info.config).items() if key not in logged]
         for start in range(0, len(params), MAX_PARAMS_TAGS_PER_BATCH):
             self.client.log_batch(self.run_id, params=params[start:start + MAX_PARAMS_TAGS_PER_BATCH])
-        self.client.log_text(self.run_id, config_yaml(self.info.config), "config.yaml")
+        self.client.log_text(self.run_id, config_text(self.info.config), "config.yaml")
 
     def log(self, step: int, values: dict[str, float]) -> None:
         if not self.info.logged_earlier(step):  # MLflow would hold the step twice
@@ -275,11 +273,6 @@ def require_trackers(backends) -> None:
 def _numbers(values: dict) -> dict[str, float]:
     """The values a backend can plot: numbers, not text."""
     return {key: value for key, value in values.items() if isinstance(value, (int, float))}
-
-
-def config_yaml(config: dict) -> str:
-    """The resolved config as the run folder's config.yaml holds it."""
-    return yaml.safe_dump(config, sort_keys=False)
 
 
 def flat_params(config: dict) -> dict[str, str]:
