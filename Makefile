@@ -1,21 +1,30 @@
-# `make demo` and `make test` work on a fresh machine: they create .venv, install torch 2.13.0 (CPU wheel)
-# first, then plait with a constraint that keeps that torch, so no CUDA package is pulled in.
+# `make demo` and `make test` work on a fresh machine: they create .venv and install exactly the versions in
+# requirements.lock (what CI tested; torch 2.13.0's CPU wheel, so no CUDA package is pulled in), then plait itself.
+# `make lock` refreshes the lock from pyproject.toml's ranges (pip-tools, in its own .venv-lock).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast bench docs clean
+.PHONY: install lock demo test test-fast bench docs clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -c constraints.txt -e ".[test]"
+	$(BIN)/pip install -q -r requirements.lock
+	$(BIN)/pip install -q --no-deps -e .
+	$(BIN)/pip check
 	@if $(BIN)/pip list 2>/dev/null | grep -i -E '^(nvidia-|torchvision |timm |torchaudio |torchcodec )'; then \
 		echo "error: a CUDA or torchvision-family package got installed (see above); plait must not depend on them"; exit 1; fi
 	touch $(STAMP)
+
+# pip-compile, not uv: it resolves with pip, so it sees the CPU torch wheel pip finds here (uv looks only at the
+# index and would pin a CUDA build). Run it after changing a dependency in pyproject.toml or constraints.txt.
+lock:
+	test -x .venv-lock/bin/pip-compile || ($(PYTHON) -m venv .venv-lock && .venv-lock/bin/pip install -q pip-tools)
+	.venv-lock/bin/pip-compile --quiet --extra test -c constraints.txt --strip-extras --no-emit-find-links \
+		--no-emit-index-url --output-file requirements.lock pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/plait demo --folder demo-runs/$$(date +%Y%m%d-%H%M%S)
@@ -38,4 +47,4 @@ docs: $(STAMP)
 	$(BIN)/python -m plait.docs
 
 clean:
-	rm -rf $(VENV) demo-runs .pytest_cache
+	rm -rf $(VENV) .venv-lock demo-runs .pytest_cache
