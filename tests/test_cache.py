@@ -18,7 +18,8 @@ from PIL import Image
 from tests.conftest import run_cli
 from plait.api import evaluate
 from plait.config import ConfigError, validate
-from plait.data.cache import CachedCells, FeatureCache, ShardStore, cache_folder, remove_abandoned, summarise
+from plait.data.cache import CachedCells, FeatureCache, ShardStore
+from plait.data.cache_folder import cache_folder, remove_abandoned, summarise
 from plait.data.dataset import Preprocessor
 from plait.errors import PlaitError
 from plait.evaluation.evaluate import evaluate_split

@@ -272,7 +272,7 @@ def test_a_frozen_vit_keeps_its_patch_tokens_in_the_cache(flickr, tmp_path):
         "overrides": {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64, "patch_size": 8}}
     for attempt in ("cold", "warm"):
         api.train(validate(config), run_dir=tmp_path / attempt)
-    from plait.data.cache import cache_folder, summarise
+    from plait.data.cache_folder import cache_folder, summarise
 
     embeddings = [row for row in summarise(cache_folder()) if row["namespace"].startswith("embedding-hf_image")]
     assert len(embeddings) == 1 and embeddings[0]["cells"] == 40  # one entry per image, not per caption

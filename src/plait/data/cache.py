@@ -17,56 +17,22 @@ half-written shard that a reader would see; a cell written twice by racing write
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import fsspec
 import numpy as np
 import torch
 
+from plait.data.cache_folder import cache_folder, digest
+from plait.files import write_atomic
 
-CACHE_ENV = "PLAIT_CACHE_DIR"
+
 SHARD_CELLS = 256  # cells per shard: bounds the memory held before a write and the work lost to a kill
 SHARD_BYTES = 256 * 2**20
-
-
-def cache_folder(configured: str | None = None) -> Path:
-    """`data.cache_dir`, else $PLAIT_CACHE_DIR, else ~/.cache/plait."""
-    return Path(configured or os.environ.get(CACHE_ENV) or "~/.cache/plait").expanduser()
-
-
-def digest(*parts) -> str:
-    hasher = hashlib.blake2b(digest_size=16)
-    for part in parts:
-        hasher.update(part if isinstance(part, bytes) else json.dumps(part, sort_keys=True, default=str).encode())
-        hasher.update(b"\0")
-    return hasher.hexdigest()
-
-
-def file_fingerprint(path: str) -> str:
-    """The fingerprint of a file's content. A remote object's comes from its ETag (one HEAD request), so a cache
-    hit downloads nothing; a local file's bytes are hashed."""
-    from plait.data import remote  # remote.py imports this module
-
-    if remote.is_remote(path):
-        return remote.fingerprint(path)
-    hasher = hashlib.blake2b(digest_size=16)
-    with fsspec.open(path, "rb") as handle:
-        while chunk := handle.read(4 * 2**20):
-            hasher.update(chunk)
-    return hasher.hexdigest()
-
-
-def write_atomic(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
 
 
 def as_fields(cell) -> dict[str, np.ndarray]:
@@ -209,6 +175,7 @@ class CachedFeature:
         self.keys: dict[str, str] = {}  # cell → fingerprint, so a file is read for it once
         self.cell_keys: dict[int, tuple] = {}  # id(array cell) → (cell, fingerprint): hashed once per split, not twice
         self.prefetched: set[str] = set()  # keys decoded by `prefetch`: already counted as misses
+        self.last_from_cache = False  # whether the last `encode` found its cell stored (else it decoded it)
 
     def fingerprint(self, value) -> str:
         if not isinstance(value, str):  # an array cell: str() would summarise it ("[0. 1. ... 9.]"): memo by identity
@@ -222,9 +189,12 @@ class CachedFeature:
 
     def encode(self, value) -> str:
         key = self.fingerprint(value)
-        if key in self.prefetched:
+        if key in self.prefetched:  # decoded moments ago by `prefetch`; a second row with the same cell is a hit
+            self.prefetched.discard(key)
+            self.last_from_cache = False
             return key
-        if key in self.store:
+        self.last_from_cache = key in self.store
+        if self.last_from_cache:
             self.stats.hits += 1
         else:
             self.store.add(key, self.column.encode(value))
@@ -295,53 +265,8 @@ class FeatureCache:
         counts = {ns: {"hits": s.hits, "misses": s.misses} for ns, s in self.stats.items() if s.hits or s.misses}
         if not counts:
             return
-        from plait.console import say
-
-        for namespace, count in counts.items():
-            say(f"cache {namespace}: {count['hits']} hits, {count['misses']} decoded and stored")
         folder = self.folder / "stats"
         folder.mkdir(parents=True, exist_ok=True)
         write_atomic(folder / f"{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:8]}.json", json.dumps(counts))
         for stats in self.stats.values():
             stats.hits = stats.misses = 0
-
-
-def remove_abandoned(folder: Path, older_than_s: float = 3600) -> int:
-    """Delete temporary shard folders left by killed writers (only old ones: a young one may still be written)."""
-    removed = 0
-    for temporary in folder.glob("*/.tmp-shard-*"):
-        if time.time() - temporary.stat().st_mtime > older_than_s:
-            shutil.rmtree(temporary, ignore_errors=True)
-            removed += 1
-    return removed
-
-
-def folder_bytes(folder: Path) -> int:
-    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
-
-
-def summarise(folder: Path) -> list[dict]:
-    """One row per namespace: what it holds, its size, and the hit rate over every recorded session."""
-    totals: dict[str, dict[str, int]] = {}
-    for stats_file in sorted((folder / "stats").glob("*.json")):
-        for namespace, count in json.loads(stats_file.read_text(encoding="utf-8")).items():
-            total = totals.setdefault(namespace, {"hits": 0, "misses": 0})
-            total["hits"] += count["hits"]
-            total["misses"] += count["misses"]
-    rows = []
-    for meta_file in sorted(folder.glob("*/meta.json")):
-        namespace = meta_file.parent
-        cells = sum(len(json.loads(k.read_text(encoding="utf-8"))["keys"]) for k in namespace.glob("shard-*/keys.json"))
-        count = totals.get(namespace.name, {"hits": 0, "misses": 0})
-        lookups = count["hits"] + count["misses"]
-        rows.append({
-            "namespace": namespace.name,
-            "cells": cells,
-            "shards": len(list(namespace.glob("shard-*"))),
-            "bytes": folder_bytes(namespace),
-            "hits": count["hits"],
-            "misses": count["misses"],
-            "hit_rate": count["hits"] / lookups if lookups else None,
-            "abandoned": len(list(namespace.glob(".tmp-shard-*"))),
-        })
-    return rows

@@ -16,6 +16,7 @@ the URL and the reason.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import re
@@ -27,7 +28,7 @@ from typing import Callable, TypeVar
 
 import fsspec
 
-from plait.data.cache import cache_folder, digest
+from plait.data.cache_folder import cache_folder, digest
 from plait.errors import PlaitError
 
 T = TypeVar("T")
@@ -282,3 +283,25 @@ def read_bytes(url: str) -> bytes:
         return Path(local_form(url)).read_bytes()
     fs, path = filesystem(url)
     return retrying(url, lambda: fs.cat_file(path))
+
+
+def read_text(url: str) -> str:
+    """A small text file (a dataset's CSV or JSON) as text: UTF-8 with or without a byte-order mark, else cp1252,
+    the encoding of CSVs saved by Excel on Windows (the published MELD CSVs among them)."""
+    raw = read_bytes(url)
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return raw.decode("cp1252", errors="replace")
+
+
+def file_fingerprint(path: str) -> str:
+    """The fingerprint of a file's content. A remote object's comes from its ETag (one HEAD request), so a cache
+    hit downloads nothing; a local file's bytes are hashed."""
+    if is_remote(path):
+        return fingerprint(path)
+    hasher = hashlib.blake2b(digest_size=16)
+    with fsspec.open(path, "rb") as handle:
+        while chunk := handle.read(4 * 2**20):
+            hasher.update(chunk)
+    return hasher.hexdigest()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from typing import ClassVar
 
-from plait.data.cache import digest, file_fingerprint
+from plait.data.cache_folder import digest
 from plait.data.columns import Column
-from plait.data.remote import RemoteError, open_cached
+from plait.data.remote import RemoteError, file_fingerprint, open_cached
 from plait.errors import BadSample
 from plait.schema import InputBase
 
@@ -49,9 +49,12 @@ class FileFeature(FeatureType):
         transient failures) and read from there; one that cannot be fetched is a BadSample naming the URL."""
         url = self.locate(value)
         try:
-            return open_cached(url)
+            local = open_cached(url)
         except RemoteError as error:
             raise BadSample(f"cannot read {self.name} '{url}': {error.reason}") from None
+        if os.path.isfile(local) and os.path.getsize(local) == 0:
+            raise BadSample(f"cannot read {self.name} '{url}': empty file (0 bytes)")
+        return local
 
     def fingerprint(self, value) -> str:
         """The file's content, not its name: an edited file misses the cache, a renamed one still hits. A remote
