@@ -10,6 +10,8 @@ import pytest
 import torch
 
 from plait.data.dataset import Preprocessor
+from plait.data.places import RowPlaces
+from plait.data.tally import CellTally
 from plait.data.features.audio import AudioFeature, AudioSettings, mel_filters
 from plait.data.synthetic_media import audio_codec_for, ramp_frames, tone, write_audio, write_clip
 from plait.errors import BadSample, MissingValue, PlaitError
@@ -77,12 +79,14 @@ def test_video_without_sound_is_a_missing_value(tmp_path):
     with pytest.raises(MissingValue, match="no audio track"):
         feature(source="video_column").encode(mute)
     masked = feature(source="video_column", missing="mask")
-    assert Preprocessor._encode_cell(masked, False, mute, 3, "t.csv", "error", {}) is None
+    tally = CellTally()
+    assert Preprocessor._encode_cell(masked, False, mute, 3, RowPlaces("t.csv"), "error", {}, tally) is None
+    assert tally.missing == {"no audio track": 1} and tally.total == 1  # counted as missing, with why
     strict = feature(source="video_column", missing="error")
     with pytest.raises(PlaitError, match=re.escape("t.csv, row 3, column 'sound': no audio track")):
-        Preprocessor._encode_cell(strict, False, mute, 3, "t.csv", "error", {})
+        Preprocessor._encode_cell(strict, False, mute, 3, RowPlaces("t.csv"), "error", {}, CellTally())
     skipped = {}
-    assert Preprocessor._encode_cell(strict, False, mute, 3, "t.csv", "skip", skipped) is None
+    assert Preprocessor._encode_cell(strict, False, mute, 3, RowPlaces("t.csv"), "skip", skipped, CellTally()) is None
     assert skipped[3].reason == "no audio track"
 
 
@@ -90,7 +94,9 @@ def test_silence_is_a_missing_value(tmp_path):
     silent = str(write_audio(tmp_path / "silent.wav", np.zeros(8000, dtype=np.float32), 16000))
     with pytest.raises(MissingValue, match="silent"):
         feature().encode(silent)
-    assert Preprocessor._encode_cell(feature(), False, silent, 0, "t.csv", "error", {}) is None
+    tally = CellTally()
+    assert Preprocessor._encode_cell(feature(), False, silent, 0, RowPlaces("t.csv"), "error", {}, tally) is None
+    assert tally.missing == {"silent": 1}
     quiet = str(write_audio(tmp_path / "quiet.wav", tone(1000, 0.5, 16000, amplitude=10 ** (-50 / 20)), 16000))
     assert int(feature().encode(quiet)["length"]) == 51  # -50 dBFS is above the default -60
     with pytest.raises(MissingValue, match="silent"):

@@ -5,6 +5,7 @@ import json
 import pandas as pd
 import yaml
 
+from plait.data.tables import SPLITS
 from tests.conftest import run_cli, tabular_config, tabular_rows
 
 BAD_CELLS = [  # (row, column, value, what the reason says)
@@ -37,7 +38,8 @@ def test_error_policy_names_file_row_and_column_without_traceback(tmp_path):
     result = run_cli("train", write_config(tmp_path, table), "--run-dir", tmp_path / "run", check=False)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    expected = [f"error: {table}, row {row}, column '{column}': {reason}" for row, column, _, reason in BAD_CELLS]
+    # the line in the CSV a user opens: line 1 is the header, so table row 3 is line 5
+    expected = [f"error: {table}, line {row + 2}, column '{column}': {reason}" for row, column, _, reason in BAD_CELLS]
     assert any(line in result.stderr for line in expected), result.stderr  # the first bad cell met, whichever split it is in
     assert "on_bad_sample: skip" in result.stderr  # says how to go on
 
@@ -49,6 +51,7 @@ def test_skip_policy_lists_every_skipped_row_and_trains(tmp_path):
     by_row = {entry["row"]: entry for entry in skipped}
     assert set(by_row) == {3, 5, 7}
     assert by_row[3]["column"] == "x" and by_row[3]["reason"] == "not a number: 'twelve'"
+    assert by_row[3]["file"] == str(table) and by_row[3]["place"] == "line 5" and by_row[3]["split"] in SPLITS
     assert by_row[5]["reason"] == "not a finite number: 'NaN'"
     assert by_row[7]["column"] == "label" and "does not occur in the training split" in by_row[7]["reason"]
     assert "skipped 3 bad rows" in result.stderr
@@ -83,9 +86,20 @@ def test_predict_reports_bad_rows_too(tmp_path):
     rows.loc[4, "x"] = "n/a"
     rows.to_csv(tmp_path / "new.csv", index=False)
     result = run_cli("predict", tmp_path / "run", "--input", tmp_path / "new.csv", "--output", tmp_path / "o.csv", check=False)
-    assert result.returncode == 1 and "row 4, column 'x'" in result.stderr
-    run_cli("predict", tmp_path / "run", "--input", tmp_path / "new.csv", "--output", tmp_path / "o.csv", "--on-bad-sample", "skip")
+    assert result.returncode == 1 and f"{tmp_path / 'new.csv'}, line 6, column 'x'" in result.stderr
+    assert "(pass --on-bad-sample skip to leave such rows out)" in result.stderr  # predict's own option, not the config key
+    result = run_cli("predict", tmp_path / "run", "--input", tmp_path / "new.csv", "--output", tmp_path / "o.csv",
+                     "--on-bad-sample", "skip")
     assert pd.read_csv(tmp_path / "o.csv")["row"].tolist() == [0, 1, 2, 3, 5, 6, 7, 8, 9]
+    listed = tmp_path / "o.skipped.jsonl"
+    assert "wrote 9 predictions" in result.stdout and f"skipped 1 bad row; see {listed}" in result.stderr
+    assert [json.loads(line) for line in listed.read_text().splitlines()] == [
+        {"split": "predict", "row": 4, "file": str(tmp_path / "new.csv"), "place": "line 6", "column": "x",
+         "reason": "not a number: 'n/a'"}]
+    elsewhere = tmp_path / "lists" / "bad.jsonl"
+    run_cli("predict", tmp_path / "run", "--input", tmp_path / "new.csv", "--output", tmp_path / "o.csv",
+            "--on-bad-sample", "skip", "--skipped", elsewhere)
+    assert json.loads(elsewhere.read_text())["row"] == 4
 
 
 def image_table(tmp_path):
@@ -118,7 +132,7 @@ def test_bad_image_files_stop_the_run_with_the_file_named(tmp_path):
     table = image_table(tmp_path)
     result = run_cli("train", image_config(tmp_path, table, "error"), "--run-dir", tmp_path / "run", check=False)
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert f"error: {table}, row 0, column 'photo': cannot read image" in result.stderr
+    assert f"error: {table}, line 2, column 'photo': cannot read image" in result.stderr
     assert "00000.png" in result.stderr
 
 

@@ -65,7 +65,7 @@ def test_late_fusion_trains_and_predicts(tabular, tmp_path):
     assert test["target.spearman"] > 0.9 and test["target.r2"] > 0.5
     run = load_run(run_dir)
     assert set(run.model.heads["label"].parts) == {"x", "colour", "note"}
-    predictions = predict_file(run, str(table), str(tmp_path / "predictions.csv"))
+    predictions = predict_file(run, str(table), str(tmp_path / "predictions.csv")).table
     assert {"label_pred", "label_prob_yes", "target_pred"} <= set(predictions.columns) and len(predictions) == 240
     probabilities = predictions[["label_prob_no", "label_prob_yes"]].sum(axis=1)
     assert ((probabilities - 1).abs() < 1e-5).all()

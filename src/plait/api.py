@@ -12,6 +12,7 @@ from plait.config import Config, config_hash, load_config, save_config, to_dict
 from plait.console import console, print_table, say
 from plait.data.balancing import add_generated_rows, summary as generated_summary
 from plait.data.dataset import write_skipped
+from plait.data.tally import print_tallies
 from plait.data.columns import is_missing
 from plait.errors import BadSample, MissingValue, PlaitError
 from plait.evaluation.ablation import Ablation, ablate as ablate_inputs
@@ -19,7 +20,7 @@ from plait.evaluation.captions import write_samples
 from plait.evaluation.evaluate import evaluate_split, predict_split, score, search_gallery, uses_gallery
 from plait.evaluation.plots import history_plots
 from plait.report.build import ReportData, write_report
-from plait.data.cache import summarise
+from plait.data.cache_folder import summarise
 from plait.models.frozen import embed_frozen_inputs, embedded_inputs
 from plait.models.model import MultimodalModel, parameter_table
 from plait.runs import (TrainedRun, chosen_checkpoint, configure_torch, encode_split, load_run, make_cache, make_preprocessor,
@@ -86,8 +87,9 @@ def _train(config: Config, run_dir, resume: bool, device, world) -> Path:
     cache = make_cache(config)  # one per run: its stores index the shards once for every split
     splits = {name: encode_split(data, preprocessor, name, config, cache) for name in nonempty_splits(data)}
     skipped = write_skipped(list(splits.values()), run_dir / "skipped.jsonl") if world.is_main else 0
+    print_tallies(splits.values())
     if skipped:
-        say(f"[yellow]skipped {skipped} bad rows; see {run_dir / 'skipped.jsonl'}[/yellow]")
+        say(f"[yellow]skipped {skipped} bad row{'s' if skipped != 1 else ''}; see {run_dir / 'skipped.jsonl'}[/yellow]")
     say("rows: " + ", ".join(f"{name} {len(split)}" for name, split in splits.items()))
 
     model = MultimodalModel(config, preprocessor.features, preprocessor.tasks).to(device)
@@ -114,9 +116,13 @@ def _train(config: Config, run_dir, resume: bool, device, world) -> Path:
     return run_dir
 
 
-def build_cache(config: str | Path | Config, overrides: list[str] = ()) -> list[dict]:
+CACHE_SKIP_HINT = "set data.on_bad_sample: skip, or add --set data.on_bad_sample=skip, to leave such rows out"
+
+
+def build_cache(config: str | Path | Config, overrides: list[str] = (), skipped_file: str | Path | None = None) -> dict:
     """Decode and store every split's cached inputs (and frozen encoders' embeddings) ahead of training.
-    Returns the cache summary of the namespaces this config uses."""
+    Returns the cache summary of the namespaces this config uses (`namespaces`), and the count of bad rows passed
+    over under `skip` (`skipped`), listed in `skipped_file` (default: `skipped-NAME.jsonl` in the cache folder)."""
     config = config if isinstance(config, Config) else load_config(config, list(overrides))
     if not config.data.cache:
         raise PlaitError("data.cache is false in this config: there is no cache to build")
@@ -125,12 +131,16 @@ def build_cache(config: str | Path | Config, overrides: list[str] = ()) -> list[
     data = read_data(config, preprocessor)
     preprocessor.fit(data.rows("train"))  # fitted state (e.g. a text vocabulary) is part of a cache key
     cache = make_cache(config)
-    splits = {name: encode_split(data, preprocessor, name, config, cache) for name in nonempty_splits(data)}
+    splits = {name: encode_split(data, preprocessor, name, config, cache, CACHE_SKIP_HINT) for name in nonempty_splits(data)}
+    print_tallies(splits.values())
     if embedded_inputs(config):
         model = MultimodalModel(config, preprocessor.features, preprocessor.tasks).to(device)
         embed_frozen_inputs(model, preprocessor.features, config, splits, cache, device)
     used = set(cache.stores)  # the namespaces this config read or wrote
-    return [row for row in summarise(cache.folder) if row["namespace"] in used]
+    skipped_file = Path(skipped_file) if skipped_file else cache.folder / f"skipped-{config.name}.jsonl"
+    skipped = write_skipped(list(splits.values()), skipped_file)
+    return {"namespaces": [row for row in summarise(cache.folder) if row["namespace"] in used], "skipped": skipped,
+            "skipped_file": str(skipped_file) if skipped else None}
 
 
 def finish(run: TrainedRun, splits: dict, data, real_rows: int | None = None, tracker=NullTracker()) -> None:

@@ -16,8 +16,9 @@ import torch
 from plait.config import Config, load_config
 from plait.data import remote
 from plait.data.cache import FeatureCache
-from plait.data.dataset import EncodedSplit, Preprocessor
-from plait.data.tables import SPLITS, assign_splits, read_table, require_columns, resolve_root
+from plait.data.dataset import SKIP_HINT, EncodedSplit, Preprocessor
+from plait.data.places import RowPlaces
+from plait.data.tables import SPLITS, assign_splits, read_table_at, require_columns, resolve_root
 from plait.errors import PlaitError
 from plait.models.model import MultimodalModel
 from plait.training.checkpoint import has_checkpoint, load_preprocessing, load_weights
@@ -54,6 +55,7 @@ class Data:
     table: pd.DataFrame
     split_of_row: pd.Series
     source: str
+    places: RowPlaces  # the file and line each row came from, for messages and skipped.jsonl
 
     def rows(self, split: str) -> pd.DataFrame:
         return self.table[self.split_of_row == split]
@@ -61,9 +63,9 @@ class Data:
 
 def read_data(config: Config, preprocessor: Preprocessor) -> Data:
     source = config.data.table
-    table = read_table(source, config.data.format, config.data.csv_separator)
+    table, places = read_table_at(source, config.data.format, config.data.csv_separator)
     require_columns(table, preprocessor.required_columns(), source)
-    return Data(table, assign_splits(table, config.data.split, source), source)
+    return Data(table, assign_splits(table, config.data.split, source), source, places)
 
 
 def make_cache(config: Config) -> FeatureCache | None:
@@ -71,13 +73,14 @@ def make_cache(config: Config) -> FeatureCache | None:
 
 
 def encode_split(data: Data, preprocessor: Preprocessor, split: str, config: Config,
-                 cache: FeatureCache | None = None) -> EncodedSplit:
-    """One split, encoded; through `cache` (default: the config's own) when the config uses one."""
+                 cache: FeatureCache | None = None, skip_hint: str = SKIP_HINT) -> EncodedSplit:
+    """One split, encoded; through `cache` (default: the config's own) when the config uses one. A bad cell's
+    error ends with `skip_hint`, the way to skip such rows in the command that meets it."""
     rows = data.rows(split)
     positions = np.flatnonzero((data.split_of_row == split).to_numpy())
     cache = cache or make_cache(config)
-    return preprocessor.encode(rows, split, data.source, config.data.on_bad_sample, row_numbers=positions.tolist(),
-                               cache=cache, workers=config.data.workers or os.cpu_count() or 1)
+    return preprocessor.encode(rows, split, data.places, config.data.on_bad_sample, row_numbers=positions.tolist(),
+                               cache=cache, workers=config.data.workers or os.cpu_count() or 1, skip_hint=skip_hint)
 
 
 def make_preprocessor(config: Config) -> Preprocessor:

@@ -19,6 +19,7 @@ memory-mapped from there. A `.npz` member cannot be memory-mapped (it is a zip e
 from __future__ import annotations
 
 import mmap
+import os
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import PurePosixPath
@@ -28,6 +29,7 @@ import pandas as pd
 
 from plait.data import remote
 from plait.data.pickles import safe_load_pickle
+from plait.data.places import RowPlaces
 from plait.errors import PlaitError
 
 ARRAY_FILES = {".npy": "npy", ".npz": "npz", ".pkl": "pickle", ".pickle": "pickle"}
@@ -76,6 +78,8 @@ def load_array_file(path_or_url: str, mmap: bool = True):
 def load_kind(path_or_url: str, kind: str, mmap: bool = True):
     try:
         local = remote.open_cached(path_or_url)  # a remote file is downloaded once, then read (and mapped) from disk
+        if os.path.getsize(local) == 0:
+            raise PlaitError(f"{path_or_url}: empty file (0 bytes)")
         if kind == "pickle":
             with open(local, "rb") as handle:
                 return safe_load_pickle(handle, path_or_url)
@@ -184,7 +188,9 @@ def read_pickle_table(url: str) -> pd.DataFrame:
                 raise PlaitError(f"{join(url, name)}: holds a {type(content).__name__}; a folder of pickles needs one "
                                  "dict per file (its keys become columns)")
             rows.append({"file": name, **content})
-    return rows_frame(rows)
+    table = rows_frame(rows)
+    table.attrs["places"] = RowPlaces.of_labels(url, [(join(url, name), "") for name in names])
+    return table
 
 
 def pickle_frame(content, source: str) -> pd.DataFrame:

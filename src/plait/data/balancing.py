@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from plait.data.columns import is_missing
+from plait.data.places import RowPlaces, joined
 from plait.data.features.category import cell_key
 from plait.errors import PlaitError
 
@@ -111,7 +112,9 @@ def add_generated_rows(data: Data, config: Config) -> tuple[Data, dict]:
     added[image.column], added[label.column] = paths, labels
     table = pd.concat([data.table, added], ignore_index=True)
     split_of_row = pd.concat([data.split_of_row, pd.Series(["train"] * len(paths))], ignore_index=True)
-    return dataclasses.replace(data, table=table, split_of_row=split_of_row), report
+    places = joined([(len(data.table), data.places), (len(paths), RowPlaces.of_labels(settings.folder, [(p, "") for p in paths]))],
+                    data.source)
+    return dataclasses.replace(data, table=table, split_of_row=split_of_row, places=places), report
 
 
 def summary(report: dict) -> str:

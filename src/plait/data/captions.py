@@ -41,6 +41,7 @@ import pandas as pd
 from plait.console import say
 from plait.data import remote
 from plait.data.meld import join
+from plait.data.places import RowPlaces
 from plait.errors import PlaitError
 
 LAYOUTS = ("flickr30k", "coco", "karpathy")
@@ -64,15 +65,17 @@ class Pairs:
     captions: list[str] = field(default_factory=list)
     image_ids: list[str] = field(default_factory=list)
     splits: list[str | None] = field(default_factory=list)
+    places: list[tuple[str, str]] = field(default_factory=list)  # (file, place in it) of each pair, for messages
     dropped: int = 0
     first_dropped: str = ""
 
-    def add(self, image: str, caption, image_id: str, split: str | None, where: str) -> None:
+    def add(self, image: str, caption, image_id: str, split: str | None, where: str, file: str | None = None) -> None:
         text = caption.strip() if isinstance(caption, str) else ""
         if not text:
             self.dropped += 1
             self.first_dropped = self.first_dropped or where
             return
+        self.places.append((file or self.source, where))
         self.images.append(image)
         self.captions.append(text)
         self.image_ids.append(image_id)
@@ -98,6 +101,7 @@ class Pairs:
         table["caption_number"] = table.groupby("image_id", sort=False).cumcount()
         if any(split is not None for split in self.splits):
             table["split"] = self.splits
+        table.attrs["places"] = RowPlaces.of_labels(self.source, self.places)
         return table
 
 
@@ -116,13 +120,9 @@ def near(folder: str) -> list[str]:
 
 def read_text(url: str, what: str) -> str:
     try:
-        raw = remote.read_bytes(url)
+        return remote.read_text(url)
     except (FileNotFoundError, IsADirectoryError):
         raise PlaitError(f"{url}: {what} not found") from None
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return raw.decode("cp1252", errors="replace")
 
 
 def load_json(url: str, what: str):
@@ -274,7 +274,7 @@ def add_coco_file(pairs: Pairs, url: str, document, split: str | None, roots: li
             raise PlaitError(f"{url}: annotations[{index}] needs `image_id` and `caption`") from None
         if image_id not in file_names:
             raise PlaitError(f"{url}: annotations[{index}] names image_id {image_id!r}, which is not in `images`")
-        pairs.add(file_names[image_id], caption, str(image_id), split, f"annotations[{index}]")
+        pairs.add(file_names[image_id], caption, str(image_id), split, f"annotations[{index}]", url)
     folder = parent(url)
     split_folder = name_of(url).removeprefix("captions_").removesuffix(".json")  # e.g. val2017
     bases = [folder, parent(folder), *roots]

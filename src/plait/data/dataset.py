@@ -15,7 +15,10 @@ import torch
 
 from plait.data.cache import CachedCells, CachedFeature, FeatureCache
 from plait.data.columns import Column, is_missing
+from plait.data.places import RowPlaces
+from plait.data.tally import CellTally
 from plait.errors import BadSample, MissingValue, PlaitError
+from plait.files import write_atomic
 from plait.registry import FEATURES, TASKS
 from plait.console import progress_bar
 
@@ -24,9 +27,18 @@ Tensors = dict[str, torch.Tensor]
 
 @dataclass
 class SkippedRow:
-    row: int
+    row: int  # position in the table read (0-based)
     column: str
     reason: str
+    file: str = ""  # the file the user opens to find the row, and where in it (`line 4`, `row 52`, `annotations[3]`)
+    place: str = ""
+
+    def to_json(self, split: str) -> dict:
+        return {"split": split, "row": self.row, "file": self.file, "place": self.place, "column": self.column,
+                "reason": self.reason}
+
+
+SKIP_HINT = "set data.on_bad_sample: skip to leave such rows out"
 
 
 @dataclass
@@ -36,6 +48,8 @@ class EncodedSplit:
     inputs: dict[str, Tensors | CachedCells]
     targets: dict[str, Tensors]
     skipped: list[SkippedRow] = field(default_factory=list)
+    read: int = 0  # rows read, before bad ones were skipped
+    tallies: dict[str, CellTally] = field(default_factory=dict)  # per input: decoded, from cache, missing, bad
     row_info: dict[str, dict[str, list]] = field(default_factory=dict)  # per output: values its evaluation reads (TaskType.row_info)
 
     def __len__(self) -> int:
@@ -142,12 +156,14 @@ class Preprocessor:
         for name, column in self.columns.items():
             column.load_state_dict(state[name])
 
-    def encode(self, table: pd.DataFrame, split: str, source: str, on_bad_sample: str = "error", row_numbers=None,
-               with_targets: bool = True, cache: FeatureCache | None = None, workers: int = 1) -> EncodedSplit:
+    def encode(self, table: pd.DataFrame, split: str, places: RowPlaces | str, on_bad_sample: str = "error",
+               row_numbers=None, with_targets: bool = True, cache: FeatureCache | None = None, workers: int = 1,
+               skip_hint: str = SKIP_HINT) -> EncodedSplit:
         """Encode every cell (inputs only when `with_targets` is false, as for prediction). Under `error` the
-        first bad cell stops with file, row and column named; under `skip` the row is left out and listed.
-        With a `cache`, inputs that use it are read from it, decoded only on a miss (on `workers` threads), and
-        stay on disk."""
+        first bad cell stops with its file, line (or row) and column named, and `skip_hint`; under `skip` the row
+        is left out and listed. With a `cache`, inputs that use it are read from it, decoded only on a miss (on
+        `workers` threads), and stay on disk."""
+        places = RowPlaces(places) if isinstance(places, str) else places
         row_numbers = list(range(len(table))) if row_numbers is None else list(row_numbers)
         columns = self.columns if with_targets else dict(self.features)
         if cache is not None:
@@ -156,12 +172,14 @@ class Preprocessor:
                 if isinstance(column, CachedFeature) and workers > 1:
                     column.prefetch([v for v in table[column.spec.column].tolist() if not is_missing(v)], workers)
         encoded = {name: Stacker(column) for name, column in columns.items()}
+        tallies = {name: CellTally() for name in self.features}
         bad: dict[int, SkippedRow] = {}
         records = table.to_dict("records")
         for position, record in enumerate(progress_bar(records, f"encoding {split}", total=len(records))):
             row = row_numbers[position]
             for name, column in columns.items():
-                cell = self._encode_cell(column, name in self.tasks, record[column.spec.column], row, source, on_bad_sample, bad)
+                cell = self._encode_cell(column, name in self.tasks, record[column.spec.column], row, places,
+                                         on_bad_sample, bad, tallies.get(name, CellTally()), skip_hint)
                 encoded[name].add(cell)
         keep = [i for i, row in enumerate(row_numbers) if row not in bad]
         stacked = {name: stacker.result(keep) for name, stacker in encoded.items()}
@@ -174,6 +192,8 @@ class Preprocessor:
             inputs={name: stacked[name] for name in self.features},
             targets={name: stacked[name] for name in self.tasks if name in stacked},
             skipped=sorted(bad.values(), key=lambda s: s.row),
+            read=len(row_numbers),
+            tallies=tallies,
             row_info={name: task.row_info(kept_rows) for name, task in self.tasks.items()} if with_targets else {},
         )
 
@@ -184,36 +204,42 @@ class Preprocessor:
         return feature.cache_by_default if feature.spec.cache is None else feature.spec.cache
 
     @staticmethod
-    def _encode_cell(column, is_target, value, row, source, on_bad_sample, bad):
+    def _encode_cell(column, is_target, value, row, places: RowPlaces, on_bad_sample, bad, tally: CellTally,
+                     skip_hint: str = SKIP_HINT):
         try:
             if is_missing(value):
-                return Preprocessor._missing(column, is_target, "empty cell")
+                return Preprocessor._missing(column, is_target, "empty cell", tally)
             try:
-                return column.encode(value)
+                cell = column.encode(value)
             except MissingValue as nothing:
-                return Preprocessor._missing(column, is_target, str(nothing) or "no usable value")
+                return Preprocessor._missing(column, is_target, str(nothing) or "no usable value", tally)
+            if getattr(column, "last_from_cache", False):
+                tally.from_cache += 1
+            else:
+                tally.decoded += 1
+            return cell
         except BadSample as problem:
+            tally.bad += 1
             if on_bad_sample == "error":
-                raise PlaitError(
-                    f"{source}, row {row}, column {column.spec.column!r}: {problem} "
-                    "(set data.on_bad_sample: skip to leave such rows out)"
-                ) from None
-            bad.setdefault(row, SkippedRow(row, column.spec.column, str(problem)))
+                raise PlaitError(f"{places.describe(row)}, column {column.spec.column!r}: {problem} ({skip_hint})") from None
+            file, place = places.place(row)
+            bad.setdefault(row, SkippedRow(row, column.spec.column, str(problem), file, place))
             return None
 
-
     @staticmethod
-    def _missing(column, is_target: bool, reason: str):
+    def _missing(column, is_target: bool, reason: str, tally: CellTally):
         if is_target or column.spec.missing == "mask":
+            tally.missing[reason] += 1
             return None  # a masked input, or a target left out of this output's loss
         raise BadSample(reason)
 
 
 def write_skipped(splits: list[EncodedSplit], path: Path) -> int:
-    """One JSON line per skipped row: split, row, column, reason. Returns the count."""
-    lines = [json.dumps({"split": s.name, "row": r.row, "column": r.column, "reason": r.reason}) for s in splits for r in s.skipped]
+    """One JSON line per skipped row: split, row (position in the table read), file and place in it (`line 4`),
+    column, reason. Returns the count; writes nothing when no row was skipped."""
+    lines = [json.dumps(r.to_json(s.name)) for s in splits for r in s.skipped]
     if lines:
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        write_atomic(path, "\n".join(lines) + "\n")
     return len(lines)
 
 

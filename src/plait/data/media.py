@@ -8,6 +8,7 @@ is a `MediaError` whose message is a short reason ("no such file", "no video tra
 
 from __future__ import annotations
 
+import errno
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -35,8 +36,10 @@ def short_reason(error: Exception) -> str:
         return "not a media file, or corrupt"
     if isinstance(error, av.error.EOFError):
         return "truncated or corrupt file"
-    if isinstance(error, av.error.FFmpegError) and error.strerror:
-        return error.strerror[:200]  # without the file name FFmpeg appends
+    if isinstance(error, av.error.FFmpegError) and error.errno == errno.EINVAL:
+        return "not a media file, or corrupt"  # FFmpeg's "Invalid argument", e.g. for a file it cannot probe
+    if isinstance(error, (av.error.FFmpegError, OSError)) and error.strerror:
+        return error.strerror[:200]  # words only: without the errno and the file name FFmpeg appends
     text = str(error).splitlines()[0] if str(error) else type(error).__name__
     return text[:200]
 
@@ -46,8 +49,13 @@ def open_media(path: str) -> Iterator[av.container.InputContainer]:
     """The file at `path` (local or fsspec URL), opened by FFmpeg."""
     try:
         handle = fsspec.open(path, "rb").open()
+        empty = not handle.read(1)
+        handle.seek(0)
     except OSError as error:
         raise MediaError(short_reason(error)) from None
+    if empty:
+        handle.close()
+        raise MediaError("empty file (0 bytes)")
     try:
         try:
             container = av.open(handle, "r")

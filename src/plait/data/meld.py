@@ -17,6 +17,7 @@ import re
 import pandas as pd
 
 from plait.data import remote
+from plait.data.places import RowPlaces, joined
 from plait.errors import PlaitError
 
 CSV_NAMES = {"train": "train_sent_emo.csv", "validation": "dev_sent_emo.csv", "test": "test_sent_emo.csv"}
@@ -46,13 +47,8 @@ def join(folder: str, name: str) -> str:
     return f"{folder.rstrip('/')}/{name}"
 
 
-def read_csv_bytes(url: str) -> pd.DataFrame:
-    raw = remote.read_bytes(url)
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = raw.decode("cp1252", errors="replace")
-    return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""])
+def read_csv_text(url: str) -> pd.DataFrame:
+    return pd.read_csv(io.StringIO(remote.read_text(url)), dtype=str, keep_default_na=False, na_values=[""])
 
 
 def clip_folder(root: str, split: str) -> str:
@@ -65,7 +61,7 @@ def clip_folder(root: str, split: str) -> str:
 
 
 def read_split(csv_url: str, root: str, split: str) -> pd.DataFrame:
-    table = read_csv_bytes(csv_url)
+    table = read_csv_text(csv_url)
     table.columns = [str(c).strip() for c in table.columns]
     absent = [c for c in REQUIRED if c not in table.columns]
     if absent:
@@ -85,10 +81,15 @@ def read_meld(url: str) -> pd.DataFrame:
         split = next((s for s, csv in CSV_NAMES.items() if name.startswith(csv.split("_")[0])), None)
         if split is None:
             raise PlaitError(f"{url}: a MELD CSV is named train_, dev_ or test_sent_emo.csv")
-        return read_split(url, root, split)
+        table = read_split(url, root, split)
+        table.attrs["places"] = RowPlaces.of_file(url, "csv")
+        return table
     if not filesystem.isdir(url):
         raise PlaitError(f"{url}: no such MELD folder")
     found = {split: join(url, name) for split, name in CSV_NAMES.items() if filesystem.isfile(join(url, name))}
     if not found:
         raise PlaitError(f"{url}: no MELD CSV here (looked for {', '.join(CSV_NAMES.values())})")
-    return pd.concat([read_split(csv, url, split) for split, csv in found.items()], ignore_index=True)
+    tables = {csv: read_split(csv, url, split) for split, csv in found.items()}
+    table = pd.concat(list(tables.values()), ignore_index=True)
+    table.attrs["places"] = joined([(len(part), RowPlaces.of_file(csv, "csv")) for csv, part in tables.items()], url)
+    return table

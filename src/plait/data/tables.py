@@ -11,6 +11,7 @@ import pandas as pd
 from plait.data.arrays import read_npy_table, read_pickle_table
 from plait.data.captions import LAYOUTS as CAPTION_LAYOUTS, read_captions
 from plait.data.meld import read_meld
+from plait.data.places import RowPlaces
 from plait.data.remote import open_cached
 from plait.errors import PlaitError
 from plait.schema import nearest
@@ -38,7 +39,19 @@ def read_table(url: str, declared_format: str = "auto", csv_separator: str = ","
     """Cells come back as they are written: CSV cells stay text (so `007` stays `007`), an empty cell is NaN.
     A remote table that cannot be fetched (no such object, access denied, failures beyond the retries) is a
     RemoteError naming the URL."""
+    return read_table_at(url, declared_format, csv_separator)[0]
+
+
+def read_table_at(url: str, declared_format: str = "auto", csv_separator: str = ",") -> tuple[pd.DataFrame, RowPlaces]:
+    """The table, and where each of its rows is in the files the user has (a layout's reader says, in the table's
+    `attrs["places"]`, when its rows come from several files)."""
     kind = table_format(url, declared_format)
+    table = read_any(url, kind, csv_separator)
+    places = table.attrs.pop("places", None)
+    return table, places or RowPlaces.of_file(url, kind, csv_separator)
+
+
+def read_any(url: str, kind: str, csv_separator: str) -> pd.DataFrame:
     if kind == "meld":
         return read_meld(url)
     if kind == "npy":

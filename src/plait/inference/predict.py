@@ -7,25 +7,43 @@ as the photos of a captioning run.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from plait.data.dataset import EncodedSplit
+from plait.data.dataset import EncodedSplit, SkippedRow, write_skipped
 from plait.data.features.base import FileFeature
-from plait.data.tables import read_table, require_columns, resolve_root, table_format
+from plait.data.places import RowPlaces
+from plait.data.tables import read_table_at, require_columns, resolve_root, table_format
 from plait.errors import PlaitError
 from plait.evaluation.evaluate import generate_rows, predict_split
 from plait.runs import TrainedRun
 
 
-def predict_table(run: TrainedRun, table: pd.DataFrame, source: str, on_bad_sample: str | None = None,
+PREDICT_SKIP_HINT = "pass --on-bad-sample skip to leave such rows out"
+
+
+@dataclass
+class Predictions:
+    """What `predict_file` wrote: the predictions, the rows left out under `skip`, and where those are listed."""
+
+    table: pd.DataFrame
+    skipped: list[SkippedRow] = field(default_factory=list)
+    skipped_file: Path | None = None
+
+
+def predict_table(run: TrainedRun, table: pd.DataFrame, places: RowPlaces | str, on_bad_sample: str | None = None,
                   **generation) -> pd.DataFrame:
     """`row` (position in the input), then per output `NAME_pred` (and `NAME_prob_LABEL` for categories), and with
     the attention fusion `attention_INPUT`, its weight on each input.
     `generation` changes how captions are written (beam_size, length_penalty, max_length)."""
-    encoded = encode_rows(run, table, source, on_bad_sample)
+    return predict_encoded_rows(run, encode_rows(run, table, places, on_bad_sample), **generation)
+
+
+def predict_encoded_rows(run: TrainedRun, encoded: EncodedSplit, **generation) -> pd.DataFrame:
+    """`predict_table` of rows already encoded."""
     features, tasks, batch_size = run.preprocessor.features, run.preprocessor.tasks, run.config.train.evaluation_batch_size
     predictions = predict_split(run.model, features, tasks, encoded, batch_size, run.device)
     columns: dict[str, list] = {"row": encoded.rows}
@@ -42,22 +60,25 @@ def predict_table(run: TrainedRun, table: pd.DataFrame, source: str, on_bad_samp
     return pd.DataFrame(columns)
 
 
-def encode_rows(run: TrainedRun, table: pd.DataFrame, source: str, on_bad_sample: str | None = None) -> EncodedSplit:
+def encode_rows(run: TrainedRun, table: pd.DataFrame, places: RowPlaces | str, on_bad_sample: str | None = None,
+                skip_hint: str = PREDICT_SKIP_HINT) -> EncodedSplit:
     """New rows' inputs, encoded with the run's preprocessing (no targets needed)."""
-    require_columns(table, run.preprocessor.required_columns(with_targets=False), source)
+    places = RowPlaces(places) if isinstance(places, str) else places
+    require_columns(table, run.preprocessor.required_columns(with_targets=False), places.source)
     policy = on_bad_sample or run.config.data.on_bad_sample
-    return run.preprocessor.encode(table, "predict", source, policy, with_targets=False)
+    return run.preprocessor.encode(table, "predict", places, policy, with_targets=False, skip_hint=skip_hint)
 
 
-def read_rows(run: TrainedRun, input_path: str) -> pd.DataFrame:
+def read_rows(run: TrainedRun, input_path: str) -> tuple[pd.DataFrame, RowPlaces]:
     """The rows of a table (file paths in its cells resolve against the table's own folder), or one row per file of a
-    folder, the run's one file input holding its path."""
+    folder, the run's one file input holding its path; and where each row is."""
     if os.path.isdir(input_path):
-        return files_table(run, folder_files(input_path))
-    table = read_table(input_path)
+        paths = folder_files(input_path)
+        return files_table(run, paths), RowPlaces.of_labels(input_path, [(path, "") for path in paths])
+    table, places = read_table_at(input_path)
     for feature in run.preprocessor.features.values():
         feature.base_dir = resolve_root(input_path, None)
-    return table
+    return table, places
 
 
 def file_input(run: TrainedRun) -> FileFeature:
@@ -92,21 +113,38 @@ def predict_paths(run: TrainedRun, paths: list[str], on_bad_sample: str | None =
     if missing:
         raise PlaitError(f"{missing[0]}: no such file")
     table = files_table(run, paths)
+    result = predict_table(run, table, RowPlaces.of_labels("the given files", [(path, "") for path in paths]),
+                           on_bad_sample, **generation)
+    return with_paths(run, table, result)
+
+
+def with_paths(run: TrainedRun, table: pd.DataFrame, result: pd.DataFrame) -> pd.DataFrame:
+    """`result` with the file input's path of each row as its second column."""
     column = file_input(run).spec.column
-    result = predict_table(run, table, "the given files", on_bad_sample, **generation)
     result.insert(1, column, table[column].iloc[result["row"]].tolist())
     return result
 
 
 def predict_file(run: TrainedRun, input_path: str, output_path: str, on_bad_sample: str | None = None,
-                 **generation) -> pd.DataFrame:
-    """Predictions for a table of rows, or for every file in a folder; written to `output_path`."""
+                 skipped_path: str | None = None, **generation) -> Predictions:
+    """Predictions for a table of rows, or for every file in a folder; written to `output_path`. Rows left out
+    under `skip` are listed in `skipped_path` (default: OUTPUT's name with `.skipped.jsonl`), as training lists
+    them in skipped.jsonl."""
+    table, places = read_rows(run, input_path)
+    encoded = encode_rows(run, table, places, on_bad_sample)
+    result = predict_encoded_rows(run, encoded, **generation)
     if os.path.isdir(input_path):
-        result = predict_paths(run, folder_files(input_path), on_bad_sample, **generation)
-    else:
-        result = predict_table(run, read_rows(run, input_path), input_path, on_bad_sample, **generation)
+        result = with_paths(run, table, result)
     write_table(result, output_path)
-    return result
+    skipped_file = Path(skipped_path) if skipped_path else skipped_beside(output_path)
+    written = write_skipped([encoded], skipped_file)
+    return Predictions(result, encoded.skipped, skipped_file if written else None)
+
+
+def skipped_beside(output_path: str) -> Path:
+    """`out/predictions.csv` → `out/predictions.skipped.jsonl`."""
+    path = Path(output_path)
+    return path.with_name(f"{path.name.split('.')[0] or path.name}.skipped.jsonl")
 
 
 def write_table(frame: pd.DataFrame, path: str) -> None:

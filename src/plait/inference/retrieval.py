@@ -15,12 +15,14 @@ import pandas as pd
 import torch
 
 from plait.data.dataset import prepare_inputs, to_device
+from plait.data.places import RowPlaces
 from plait.errors import PlaitError
 from plait.evaluation.evaluate import embeddings_of
 from plait.inference.predict import encode_rows, file_input, read_rows
 from plait.runs import TrainedRun, load_run
 
 INDEX_FOLDER = "index"
+STOP_HINT = "this command stops at the first bad row: fix or remove it"
 
 
 def embedding_output(run: TrainedRun, name: str | None = None) -> str:
@@ -87,8 +89,8 @@ def search(run_dir: str | Path, input_path: str, k: int = 10, index_name: str | 
     run = load_run(run_dir, which)
     name = chosen_index(run.folder, index_name)
     index, metadata, info = faiss_index.load_index(run.folder / INDEX_FOLDER, name)
-    table = read_rows(run, input_path)
-    encoded = encode_rows(run, table, input_path)
+    table, places = read_rows(run, input_path)
+    encoded = encode_rows(run, table, places, skip_hint=STOP_HINT)
     predictions = api.predict_encoded(run, encoded)
     queries = embeddings_of(predictions[info["output"]]).numpy().astype(np.float32)
     scores, positions = faiss_index.search(index, queries, k)
@@ -100,7 +102,7 @@ def search(run_dir: str | Path, input_path: str, k: int = 10, index_name: str | 
 
 
 @torch.no_grad()
-def embed(run: TrainedRun, table: pd.DataFrame, source: str, only: list[str] | None = None) -> pd.DataFrame:
+def embed(run: TrainedRun, table: pd.DataFrame, places: RowPlaces | str, only: list[str] | None = None) -> pd.DataFrame:
     """`row`, then a vector column per input (its encoder's output; a missing value's learned 'missing' vector),
     `fused` (the fused representation; not with late fusion) and one per embedding output; `only` keeps some."""
     model, features = run.model, run.preprocessor.features
@@ -110,7 +112,7 @@ def embed(run: TrainedRun, table: pd.DataFrame, source: str, only: list[str] | N
     if unknown:
         raise PlaitError(f"--only {', '.join(unknown)}: not available; choose among {', '.join(available)}")
     wanted = list(only) if only else available
-    encoded = encode_rows(run, table, source)
+    encoded = encode_rows(run, table, places, skip_hint=STOP_HINT)
     model.eval()
     collected: dict[str, list[torch.Tensor]] = {name: [] for name in wanted}
     for indices in torch.arange(len(encoded)).split(run.config.train.evaluation_batch_size):
@@ -134,6 +136,7 @@ def embed_file(run_dir: str | Path, input_path: str, output_path: str, only: lis
     from plait.inference.predict import write_table
 
     run = load_run(run_dir, which)
-    result = embed(run, read_rows(run, input_path), input_path, only)
+    table, places = read_rows(run, input_path)
+    result = embed(run, table, places, only)
     write_table(result, output_path)
     return result
