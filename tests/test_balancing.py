@@ -175,7 +175,7 @@ def test_generate_writes_the_layout_training_reads(tmp_path):
     import typer
     from typer.testing import CliRunner
 
-    from plait.cli_augment import augment_app
+    from plait.cli.augment import augment_app
     from plait.data.generate_images import load_pipeline
 
     cli = typer.Typer()

@@ -90,7 +90,7 @@ def test_names_are_unique_and_lists_of_named_sections_are_keyed_by_name():
 
 
 def test_a_missing_split_falls_back_to_validation_and_a_run_matches_itself(runs, capsys):
-    from plait.cli_compare import print_config_differences
+    from plait.cli.compare import print_config_differences
 
     compared = compare_runs([runs[0], runs[0]], split="train")
     first = f"{runs[0].resolve().parent.name}/slow"  # the same folder twice: the parent's name does not tell them apart

@@ -130,8 +130,9 @@ def test_plait_report_rewrites_the_page_for_another_split(trained, tmp_path, mon
     html = (copy / "report.html").read_text(encoding="utf-8")
     assert "shown: validation split" in html and "confusion matrix (validation)" in html
     assert (copy / "evaluation" / "ablation_validation.json").is_file()
-    failed = run_cli_here("report", copy, "--split", "nope")
-    assert failed.returncode == 1 and failed.stderr.startswith("error: ") and "nope" in failed.stderr
+    failed = run_cli_here("report", copy, "--split", "nope")  # a usage mistake: the usage line and one error line
+    assert failed.returncode == 2 and failed.stderr.startswith("Usage: plait report")
+    assert "error: invalid value for '--split': 'nope' is not one of 'train', 'validation', 'test'" in failed.stderr
 
 
 def test_report_and_its_ablation_can_be_turned_off(tmp_path):

@@ -41,3 +41,30 @@ def print_table(title: str, columns: list[str], rows: list[list], to_stdout: boo
 
 def say(message: str) -> None:
     console.print(message, highlight=False, soft_wrap=True)
+
+
+def quiet_libraries(quiet: bool = True) -> None:
+    """Hide other libraries' progress bars, warnings and log lines (Hugging Face's `Loading weights` bar, advisory
+    warnings), so the terminal shows plait's own progress alone; `quiet=False` (`plait --verbose`) shows them.
+    Set through the environment, read when each library is first imported, and applied directly to those already
+    imported."""
+    import logging
+    import os
+    import sys
+    import warnings
+
+    settings = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error",
+                "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    for key, value in settings.items():
+        if quiet:
+            os.environ.setdefault(key, value)
+        elif os.environ.get(key) == value:
+            os.environ.pop(key)
+    warnings.simplefilter("ignore" if quiet else "default")
+    for name in ("transformers", "huggingface_hub", "diffusers", "urllib3", "numba"):
+        logging.getLogger(name).setLevel(logging.ERROR if quiet else logging.NOTSET)
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar() if quiet else hf_logging.enable_progress_bar()
+        hf_logging.set_verbosity_error() if quiet else hf_logging.set_verbosity_warning()

@@ -1,0 +1,133 @@
+"""`plait predict`, `caption`, `embed`, `index`, `search`, `export`: use a trained run on new rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from plait.cli.choices import BadSamplePolicy, Checkpoint, ExportFormat, IndexKind, Split
+
+from plait.errors import PlaitError
+
+BEAM_HELP = "Beams when writing captions (1: greedy; default: the run's generation.beam_size)."
+
+
+def predict(
+    run_dir: Path = typer.Argument(..., help="A run folder (or a folder written by `plait export`)."),
+    input: str = typer.Option(..., "--input", help="Rows to predict: .csv, .jsonl or .parquet with the input columns, "
+                              "or a folder of files when the run reads one file input (photos to caption)."),
+    output: str = typer.Option(..., "--output", help="Where to write predictions: .csv, .jsonl or .parquet."),
+    checkpoint: Checkpoint = typer.Option(Checkpoint.best, help="Which weights: best or last."),
+    on_bad_sample: Optional[BadSamplePolicy] = typer.Option(None, help="error: stop at the first bad row, naming it; "
+                                                            "skip: leave bad rows out and list them (default: the run's data.on_bad_sample)."),
+    skipped: Optional[str] = typer.Option(None, "--skipped", help="Where to list the rows left out under skip "
+                                          "(default: beside OUTPUT, e.g. predictions.skipped.jsonl)."),
+    beam_size: Optional[int] = typer.Option(None, min=1, help=BEAM_HELP),
+):
+    """Write predictions in user values: labels with class probabilities, numbers in original units, captions."""
+    from plait.inference.predict import predict_file
+    from plait.runs import load_run
+
+    policy = on_bad_sample.value if on_bad_sample else None
+    result = predict_file(load_run(run_dir, checkpoint.value), input, output, policy, skipped, beam_size=beam_size)
+    typer.echo(f"wrote {len(result.table)} predictions to {output}")
+    if result.skipped:
+        count = len(result.skipped)
+        typer.echo(f"skipped {count} bad row{'s' if count != 1 else ''}; see {result.skipped_file}", err=True)
+
+
+def index(
+    run_dir: Path = typer.Argument(..., help="A run folder with an embedding output."),
+    split: Split = typer.Option(Split.train, help="The split whose rows become the gallery."),
+    output: Optional[str] = typer.Option(None, help="The embedding output (default: the run's only one)."),
+    kind: IndexKind = typer.Option(IndexKind.auto, help="flat (exact), ivf (inverted lists: faster on large galleries, "
+                                   "approximate) or auto (ivf from 50,000 rows)."),
+    nlist: Optional[int] = typer.Option(None, min=1, help="ivf: number of lists (default about 4·√rows)."),
+    nprobe: Optional[int] = typer.Option(None, min=1, help="ivf: lists searched per query (default nlist / 8)."),
+    checkpoint: Checkpoint = typer.Option(Checkpoint.best, help="Which weights: best or last."),
+):
+    """Build a FAISS index of one split's embeddings in RUN_DIR/index/ (vectors, rows, labels, file paths)."""
+    from plait.inference.retrieval import build_index
+
+    typer.echo(f"wrote {build_index(run_dir, split.value, output, kind.value, nlist, nprobe, checkpoint.value)}")
+
+
+def search(
+    run_dir: Path = typer.Argument(..., help="A run folder with an index (see `plait index`)."),
+    input: str = typer.Option(..., "--input", help="Query rows: a table with the input columns, or a folder of files."),
+    k: int = typer.Option(10, "--k", min=1, help="Neighbours per query."),
+    output: Optional[str] = typer.Option(None, "--output", help="Write the neighbours to this .csv, .jsonl or .parquet "
+                                         "file instead of printing them."),
+    index_name: Optional[str] = typer.Option(None, "--index", help="Which index of the run (default: its only one)."),
+    checkpoint: Checkpoint = typer.Option(Checkpoint.best, help="Which weights: best or last."),
+):
+    """The k nearest indexed rows of each query: rank, cosine score, and the neighbour's row, label and files."""
+    from plait.inference.predict import write_table
+    from plait.inference.retrieval import search as search_index
+
+    found = search_index(run_dir, input, k, index_name, checkpoint.value)
+    if output:
+        write_table(found, output)
+        typer.echo(f"wrote {len(found)} neighbours to {output}")
+    else:
+        typer.echo(found.to_string(index=False))
+
+
+def embed(
+    run_dir: Path = typer.Argument(..., help="A run folder (or a folder written by `plait export`)."),
+    input: str = typer.Option(..., "--input", help="Rows to embed: a table with the input columns, or a folder of files."),
+    output: str = typer.Option(..., "--output", help="Where to write the vectors: .parquet (a vector per cell), "
+                               ".jsonl, or .csv (a column per component)."),
+    only: list[str] = typer.Option([], "--only", help="Keep only these vectors: an input's name, fused, or an "
+                                   "embedding output's name (repeatable; default: all)."),
+    checkpoint: Checkpoint = typer.Option(Checkpoint.best, help="Which weights: best or last."),
+):
+    """Export feature vectors: every input's encoder output, the fused vector and the embedding outputs."""
+    from plait.inference.retrieval import embed_file
+
+    result = embed_file(run_dir, input, output, only or None, checkpoint.value)
+    typer.echo(f"wrote {len(result)} rows ({', '.join(c for c in result.columns if c != 'row')}) to {output}")
+
+
+def caption(
+    run_dir: Path = typer.Argument(..., help="A captioning run folder (or a folder written by `plait export`)."),
+    files: list[Path] = typer.Argument(..., help="Image files to caption."),
+    checkpoint: Checkpoint = typer.Option(Checkpoint.best, help="Which weights: best or last."),
+    beam_size: Optional[int] = typer.Option(None, min=1, help=BEAM_HELP),
+    length_penalty: Optional[float] = typer.Option(None, help="Default: the run's generation.length_penalty."),
+    max_length: Optional[int] = typer.Option(None, min=1, help="Most tokens per caption (default: the run's)."),
+):
+    """Print a caption for each image: the caption alone for one file, FILE<TAB>caption for several."""
+    from plait.inference.predict import predict_paths
+    from plait.runs import load_run
+
+    run = load_run(run_dir, checkpoint.value)
+    outputs = [name for name, task in run.preprocessor.tasks.items() if task.generates]
+    if not outputs:
+        raise PlaitError(f"{run_dir}: this run has no caption output")
+    result = predict_paths(run, [str(path) for path in files], "error", beam_size=beam_size,
+                           length_penalty=length_penalty, max_length=max_length)
+    captions = result[f"{outputs[0]}_pred"].tolist()
+    for path, text in zip(files, captions):
+        typer.echo(text if len(files) == 1 else f"{path}\t{text}")
+
+
+def export(
+    run_dir: Path = typer.Argument(..., help="A run folder."),
+    out: Optional[Path] = typer.Argument(None, help="New folder to write (default: RUN_DIR/export-hf)."),
+    format: ExportFormat = typer.Option(ExportFormat.hf, "--format", help="hf: a Hugging Face Hub model folder (weights, config, tokenizer, model card)."),
+    checkpoint: Checkpoint = typer.Option(Checkpoint.best, help="Which weights: best or last."),
+    push: Optional[str] = typer.Option(None, "--push", help="Also upload the folder to this Hub repository (user/name); needs the network and a token."),
+    private: bool = typer.Option(False, help="With --push: create the repository as private."),
+):
+    """Write a trained run as a self-contained folder for the Hugging Face Hub, and optionally upload it."""
+    from plait.inference.export import export_hf, push_to_hub
+
+    folder = export_hf(run_dir, out or run_dir / "export-hf", checkpoint.value)
+    typer.echo(f"wrote {folder}")
+    if push:
+        typer.echo(f"uploaded to {push_to_hub(folder, push, private)}")
+
+

@@ -1,0 +1,71 @@
+"""`plait train`, `plait validate`, `plait demo`: start (or resume) training, check a config, run a demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+
+def train(
+    config: Optional[Path] = typer.Argument(None, help="The YAML config."),
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Run folder (default: runs/NAME-TIMESTAMP)."),
+    set_: list[str] = typer.Option([], "--set", help="Override a key, e.g. --set train.epochs=3 (repeatable)."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue this run folder exactly where it stopped."),
+    nproc: int = typer.Option(1, "--nproc", min=1, help="Train in this many processes on this machine (DDP; hands over "
+                              "to torchrun: one per GPU, or CPU processes with gloo). train.batch_size stays the global batch."),
+):
+    """Train a model; prints progress and ends with the run folder."""
+    from plait import api
+
+    if nproc > 1:
+        from plait.training.launch import run_torchrun
+
+        args = [str(config)] if config else []
+        args += [f"--run-dir={run_dir}"] if run_dir else []
+        args += [f"--resume={resume}"] if resume else []
+        args += [f"--set={text}" for text in set_]
+        raise typer.Exit(run_torchrun(nproc, ["train", *args]))
+
+    from plait.training.distributed import world_from_env
+
+    from plait.sagemaker import in_sagemaker, train_in_sagemaker
+
+    if in_sagemaker() and config is not None and run_dir is None and resume is None:  # a SageMaker training job
+        folder = train_in_sagemaker(config, set_)
+    else:
+        folder = api.train(config, run_dir=run_dir, overrides=set_, resume=resume)
+    if world_from_env().is_main:
+        typer.echo(str(folder))
+
+
+def validate(
+    config: Path = typer.Argument(..., help="The YAML config."),
+    set_: list[str] = typer.Option([], "--set", help="Override a key, e.g. --set train.epochs=3."),
+):
+    """Check a config against the schema: prints OK, or one line per problem."""
+    from plait.config import load_config
+
+    load_config(config, set_)
+    typer.echo("OK")
+
+
+def demo(
+    folder: Optional[Path] = typer.Option(None, help="Where to generate the data and the run (default: a temporary folder)."),
+    rows: Optional[int] = typer.Option(None, help="Rows of generated data (default: 1500 multimodal, 400 sentiment, "
+                                       "3000 captioning, i.e. 600 images with 5 captions each, 600 attention, 2000 spectra, 1200 retrieval)."),
+    recipe: str = typer.Option("multimodal", help="multimodal (photo + note + reading, seconds), sentiment (MELD-layout "
+                               "clips: video + audio + text, under a minute on a CPU), captioning (Flickr30k-layout shapes: "
+                               "image → caption, minutes on a CPU), attention (pickled signals → LSTMs + attention → "
+                               "a number), spectra (.npy spectra → CNN-LSTM → 15 binned parameters) or retrieval (photos, sounds and "
+                               "descriptions → a metric-learning embedding, searched with FAISS)."),
+    set_: list[str] = typer.Option([], "--set", help="Override a recipe key, e.g. --set train.epochs=3."),
+):
+    """Generate data in a real layout, train an embedded recipe on it, and show fusion against each input left out."""
+    from plait.demo import run_demo
+
+    run_demo(folder, rows, set_, recipe)
+
+
