@@ -20,6 +20,7 @@ from plait.data.dataset import SKIP_HINT, EncodedSplit, Preprocessor
 from plait.data.places import RowPlaces
 from plait.data.tables import SPLITS, assign_splits, read_table_at, require_columns, resolve_root
 from plait.errors import PlaitError
+from plait.files import write_atomic
 from plait.models.model import MultimodalModel
 from plait.training.checkpoint import has_checkpoint, load_preprocessing, load_weights
 
@@ -129,10 +130,7 @@ def load_run(folder: str | Path, which: str = "best") -> TrainedRun:
 
 
 def write_json(path: Path, value) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(value, indent=2), encoding="utf-8")
-    os.replace(temporary, path)
+    write_atomic(path, json.dumps(value, indent=2))
 
 
 def nonempty_splits(data: Data) -> list[str]:

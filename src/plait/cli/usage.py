@@ -45,7 +45,7 @@ def message_of(error: BaseException, context) -> str:
 
 
 def suggestion(name: str, candidates) -> str:
-    near = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.5)
+    near = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
     return f"; did you mean {near[0]}?" if near else ""
 
 

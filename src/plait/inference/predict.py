@@ -18,6 +18,7 @@ from plait.data.features.base import FileFeature
 from plait.data.places import RowPlaces
 from plait.data.tables import read_table_at, require_columns, resolve_root, table_format
 from plait.errors import PlaitError
+from plait.files import atomic_path
 from plait.evaluation.evaluate import generate_rows, predict_split
 from plait.runs import TrainedRun
 
@@ -153,17 +154,15 @@ def write_table(frame: pd.DataFrame, path: str) -> None:
     kind = table_format(path)
     if kind == "csv":
         frame = spread_vectors(frame)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    temporary = str(Path(path).with_name(f".{Path(path).name}.tmp"))
-    if kind == "csv":
-        frame.to_csv(temporary, index=False)
-    elif kind == "jsonl":
-        frame.to_json(temporary, orient="records", lines=True)
-    elif kind == "parquet":
-        frame.to_parquet(temporary, index=False)
-    else:
+    if kind not in ("csv", "jsonl", "parquet"):
         raise PlaitError(f"{path}: cannot write {kind}")
-    Path(temporary).replace(path)
+    with atomic_path(path) as temporary:
+        if kind == "csv":
+            frame.to_csv(temporary, index=False)
+        elif kind == "jsonl":
+            frame.to_json(temporary, orient="records", lines=True)
+        else:
+            frame.to_parquet(temporary, index=False)
 
 
 def spread_vectors(frame: pd.DataFrame) -> pd.DataFrame:
