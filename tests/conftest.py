@@ -12,6 +12,8 @@ import pandas as pd
 import pytest
 import yaml
 
+import plait.components  # noqa: F401  (tests build preprocessors and models directly, as plait.runs does)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -103,3 +103,18 @@ def test_validate_command_prints_ok_or_errors_without_traceback(tmp_path):
     not_yaml.write_text("inputs: [\n")
     result = run_cli("validate", not_yaml, check=False)
     assert result.returncode == 1 and "not valid YAML" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_every_setting_has_its_component_and_every_component_its_setting():
+    """The schema is assembled from `plait.settings` (no torch); the components that use those keys are registered
+    by name. Both sides list the same names, and each component reads exactly its own settings class."""
+    from plait import settings
+    from plait.registry import ENCODERS, FEATURES, FUSIONS, TASKS
+
+    for declared, registry, attribute in ((settings.INPUTS, FEATURES, "Settings"), (settings.ENCODERS, ENCODERS, "Config"),
+                                          (settings.OUTPUTS, TASKS, "Settings"), (settings.FUSIONS, FUSIONS, "Config")):
+        assert sorted(settings.name_of(s) for s in declared) == sorted(registry)
+        assert all(getattr(registry[settings.name_of(s)], attribute) is s for s in declared)
+    assert FEATURES["video"].default_encoder == "r3d18" and ENCODERS["cnn"].modalities == ("image",)
+    assert TASKS["caption"].generates and not TASKS["category"].generates
+

@@ -9,12 +9,13 @@ import sys
 
 import pandas as pd
 import pytest
-import typer
 
 from plait.cli import app
 from plait.data.places import RowPlaces, csv_lines
 from plait.data.tables import read_table_at
-from tests.conftest import run_cli_here
+from tests.conftest import ROOT, run_cli_here
+
+RECIPES = ROOT / "src" / "plait" / "recipes"
 
 
 def leaf_commands(group=None, path=()):
@@ -127,7 +128,7 @@ def test_usage_errors_are_recognised_by_shape_whatever_click_raised_them():
 
 
 QUICK = [["--help"], ["train", "--help"], ["predict", "--help"], ["cache", "--help"], ["cache", "info"],
-         ["cache", "clear"], ["compare", "--help"]]
+         ["cache", "clear"], ["compare", "--help"], ["validate", "RECIPE"]]
 
 
 @pytest.mark.parametrize("words", QUICK, ids=[" ".join(w) for w in QUICK])
@@ -138,6 +139,7 @@ def test_quick_answers_import_neither_torch_nor_transformers(words, tmp_path):
              "heavy = sorted(m for m in ('torch', 'transformers', 'torchmetrics') if m in sys.modules)\n"
              "print('HEAVY', heavy, file=sys.stderr)\n")
     words = [*words, "--dir", str(tmp_path)] if words[0] == "cache" and words[1] != "--help" else words
+    words = [str(RECIPES / "sentiment_video_audio_text.yaml") if word == "RECIPE" else word for word in words]
     result = subprocess.run([sys.executable, "-c", probe, *words], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "HEAVY []" in result.stderr, result.stderr

@@ -13,13 +13,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import Field, ValidationError, create_model, field_validator, model_validator
+from pydantic import Field, PositiveInt, ValidationError, create_model, field_validator, model_validator
 
-import plait.components  # noqa: F401  (fills the registries)
+from plait.settings import ENCODERS, FUSIONS, INPUTS, OUTPUTS, name_of
+from plait.settings.fusion import ConcatConfig
 from plait.errors import PlaitError
-from plait.registry import ENCODERS, FEATURES, FUSIONS, TASKS
 from plait.schema import Section, format_validation_error
-from plait.training.sampler import SamplerConfig
 
 
 class ConfigError(PlaitError):
@@ -34,19 +33,31 @@ def _union(members: list, tag: str):
     return Annotated[Union[tuple(members)], Field(discriminator=tag)]
 
 
-def _input_model(feature):
-    encoders = [enc.Config for enc in ENCODERS.values() if feature.name in enc.modalities]
-    default = ENCODERS[feature.default_encoder].Config
+def _input_model(input_settings):
+    kind = name_of(input_settings)
+    encoders = [encoder for encoder in ENCODERS if kind in encoder.modalities]
+    default = next(encoder for encoder in encoders if name_of(encoder) == input_settings.default_encoder)
     return create_model(
-        f"{feature.name.title()}Input",
-        __base__=feature.Settings,
+        f"{kind.title()}Input",
+        __base__=input_settings,
         encoder=(_union(encoders, "name"), Field(default_factory=default, description="Encoder for this input, by `name`.")),
     )
 
 
-InputConfig = _union([_input_model(feature) for feature in FEATURES.values()], "type")
-OutputConfig = _union([task.Settings for task in TASKS.values()], "type")
-FusionConfig = _union([fusion.Config for fusion in FUSIONS.values()], "name")
+InputConfig = _union([_input_model(input_settings) for input_settings in INPUTS], "type")
+OutputConfig = _union(OUTPUTS, "type")
+FusionConfig = _union(FUSIONS, "name")
+
+
+class SamplerConfig(Section):
+    name: Literal["shuffle", "m_per_class"] = Field(
+        "shuffle", description="`shuffle`: a fresh random order each epoch. `m_per_class`: batches made of groups of `m` "
+        "rows of one class (rows of a class shuffled, cut into groups, the groups shuffled), so a metric-learning loss "
+        "finds positive pairs in every batch; still every row once per epoch. Leftover groups smaller than `m` come last.",
+    )
+    m: PositiveInt = Field(4, ge=2, description="`m_per_class`: rows of one class per group; `train.batch_size` must be a multiple of it.")
+    output: str | None = Field(None, description="`m_per_class`: the output whose classes group the rows (a `category` or "
+                               "`embedding` output); default: the first such output.")
 
 
 class SplitConfig(Section):
@@ -173,7 +184,7 @@ class Config(Section):
     data: DataConfig = Field(description="Where the table is and how it splits.")
     inputs: list[InputConfig] = Field(min_length=1, description="The columns the model reads, each with a `type` and an `encoder`.")  # type: ignore[valid-type]
     outputs: list[OutputConfig] = Field(min_length=1, description="The columns the model predicts, each with a `type`.")  # type: ignore[valid-type]
-    fusion: FusionConfig = Field(default_factory=FUSIONS["concat"].Config, description="How the encoders' outputs are combined: `concat` and `attention` fuse early (one vector, then one head per output), `late` gives each input its own heads and combines their predictions.")  # type: ignore[valid-type]
+    fusion: FusionConfig = Field(default_factory=ConcatConfig, description="How the encoders' outputs are combined: `concat` and `attention` fuse early (one vector, then one head per output), `late` gives each input its own heads and combines their predictions.")  # type: ignore[valid-type]
     train: TrainConfig = Field(default_factory=TrainConfig, description="The training loop.")
     report: ReportConfig = Field(default_factory=ReportConfig, description="The run report, `report.html`: one self-contained page of how the run went.")
     tracking: list[Literal["tensorboard", "wandb", "mlflow"]] = Field(["tensorboard"], description="Where metrics go besides `metrics.jsonl`, which is always written. `wandb` (Weights & Biases) needs `pip install wandb` and reads WANDB_MODE, WANDB_PROJECT, WANDB_ENTITY, WANDB_DIR... from the environment; the project defaults to `name`, and WANDB_MODE=offline logs locally with no network. `mlflow` needs `pip install 'plait[mlflow]'` (or `pip install mlflow`) and reads MLFLOW_TRACKING_URI (e.g. `sqlite:///mlflow.db`, or a server's http:// address; unset: MLflow's default) and MLFLOW_EXPERIMENT_NAME (unset: `name`), plus MLflow's other MLFLOW_* settings such as MLFLOW_TRACKING_TOKEN; the MLflow run is named after the run folder.")
@@ -202,7 +213,7 @@ class Config(Section):
     @model_validator(mode="after")
     def _late_fusion_outputs(self):
         if self.fusion.name == "late":
-            generating = [spec.name for spec in self.outputs if TASKS[spec.type].generates]
+            generating = [spec.name for spec in self.outputs if spec.generates]
             if generating:
                 raise ValueError(f"fusion late combines one prediction per input, which a generated sequence is not: "
                                  f"use concat or attention with the output(s) {', '.join(generating)}")

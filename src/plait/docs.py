@@ -19,7 +19,7 @@ from pydantic_core import PydanticUndefined
 
 from plait.config import Config
 from plait.errors import PlaitError
-from plait.registry import ENCODERS, FEATURES, FUSIONS, TASKS
+import plait.settings as settings
 
 START = "<!-- config-reference:start -->"
 END = "<!-- config-reference:end -->"
@@ -111,7 +111,7 @@ def key_table(model: type[BaseModel]) -> str:
 
 def _registered() -> tuple:
     """Section classes that have their own headings (one per registered component), not nested `see below`s."""
-    return (*(c.Config for c in (*ENCODERS.values(), *FUSIONS.values())), *(c.Settings for c in (*FEATURES.values(), *TASKS.values())))
+    return (*settings.ENCODERS, *settings.FUSIONS, *settings.INPUTS, *settings.OUTPUTS)
 
 
 def _nested(tp: Any) -> list[type[BaseModel]]:
@@ -145,19 +145,21 @@ def config_reference() -> str:
     parts = _sections(Config, "### Top-level keys", "", 4)
     inputs = _inputs_by_type()
     parts.append("### Inputs\n\nEach item of `inputs` picks a feature type with `type`, and an encoder with `encoder: {name: ...}`.")
-    for name, feature in FEATURES.items():
-        parts += _sections(inputs.get(name, feature.Settings), f"#### `inputs[]` with `type: {name}`", "inputs[]", 5)
-        for encoder_name, encoder in ENCODERS.items():
+    for feature in settings.INPUTS:
+        name = settings.name_of(feature)
+        parts += _sections(inputs.get(name, feature), f"#### `inputs[]` with `type: {name}`", "inputs[]", 5)
+        for encoder in settings.ENCODERS:
             if name in encoder.modalities:
-                default = " (the default)" if encoder_name == getattr(feature, "default_encoder", None) else ""
+                encoder_name = settings.name_of(encoder)
+                default = " (the default)" if encoder_name == feature.default_encoder else ""
                 heading = f"##### `encoder: {{name: {encoder_name}}}`{default}"
-                parts += _sections(encoder.Config, heading, "inputs[].encoder", 6)
+                parts += _sections(encoder, heading, "inputs[].encoder", 6)
     parts.append("### Outputs\n\nEach item of `outputs` picks a task type with `type`.")
-    for name, task in TASKS.items():
-        parts += _sections(task.Settings, f"#### `outputs[]` with `type: {name}`", "outputs[]", 5)
+    for task in settings.OUTPUTS:
+        parts += _sections(task, f"#### `outputs[]` with `type: {settings.name_of(task)}`", "outputs[]", 5)
     parts.append("### Fusion\n\n`fusion` picks how the encoders' outputs are combined, by `name`.")
-    for name, fusion in FUSIONS.items():
-        parts += _sections(fusion.Config, f"#### `fusion: {{name: {name}}}`", "fusion", 5)
+    for fusion in settings.FUSIONS:
+        parts += _sections(fusion, f"#### `fusion: {{name: {settings.name_of(fusion)}}}`", "fusion", 5)
     return "\n\n".join(parts) + "\n"
 
 

@@ -30,6 +30,9 @@ class Registry(dict):
         return add
 
     def get_or_fail(self, name: str):
+        if not self:
+            raise RuntimeError(f"no {self.kind} is registered: `import plait.components` (plait.runs and plait.api do) "
+                               "before building a preprocessor or a model")
         if name not in self:
             near = difflib.get_close_matches(name, list(self), n=1)
             hint = f"; did you mean {near[0]}?" if near else f"; known: {', '.join(sorted(self))}"

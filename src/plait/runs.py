@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+import plait.components  # noqa: F401  (registers the feature types, encoders, tasks and fusions a run builds)
 from plait.config import Config, load_config
 from plait.data import remote
 from plait.data.cache import FeatureCache

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
@@ -62,6 +62,7 @@ class OutputBase(Section):
     name: str = Field(description="Name of this output, used in metrics (`validation.NAME.accuracy`) and predictions.")
     column: str = Field(description="Column of the table that holds the target values.")
     loss_weight: float = Field(1.0, ge=0, description="Weight of this output's loss in the total loss.")
+    generates: ClassVar[bool] = False  # evaluated and predicted by generating sequences (captions)
 
 
 class EncoderBase(Section):
@@ -135,3 +136,18 @@ def format_validation_error(error: ValidationError, raw: Any) -> list[str]:
             shown = f" (got {got!r})" if not isinstance(got, (dict, list)) else ""
             lines.append(f"{path or '(top level)'}: {item['msg']}{shown}")
     return lines
+
+
+def check_overrides(value: dict[str, Any], config_class, from_input: dict[str, str] | None = None) -> dict[str, Any]:
+    """Reject override keys transformers would silently ignore (misspelt), and the ones the input decides."""
+    from_input = from_input or {}
+    taken = [key for key in value if key in from_input]
+    if taken:
+        raise ValueError(f"{', '.join(taken)}: set by the input's {', '.join(from_input[k] for k in taken)}, not here")
+    defaults = config_class()
+    unknown = [key for key in value if not hasattr(defaults, key)]
+    if unknown:
+        hint = nearest(unknown[0], [k for k in vars(defaults) if not k.startswith("_")])
+        suggestion = f"; did you mean {hint}?" if hint else ""
+        raise ValueError(f"{', '.join(unknown)}: not a key of {config_class.__name__}{suggestion}")
+    return value

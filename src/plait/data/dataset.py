@@ -124,8 +124,8 @@ class Preprocessor:
     """Every input's feature type and every output's task type, built from the config."""
 
     def __init__(self, config, base_dir: str):
-        self.features = {spec.name: FEATURES[spec.type](spec, base_dir) for spec in config.inputs}
-        self.tasks = {spec.name: TASKS[spec.type](spec, base_dir) for spec in config.outputs}
+        self.features = {spec.name: FEATURES.get_or_fail(spec.type)(spec, base_dir) for spec in config.inputs}
+        self.tasks = {spec.name: TASKS.get_or_fail(spec.type)(spec, base_dir) for spec in config.outputs}
 
     @property
     def columns(self) -> dict[str, Column]:

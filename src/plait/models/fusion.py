@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
 
 import torch
-from pydantic import Field
 from torch import nn
 
 from plait.registry import FUSIONS
-from plait.schema import Section
+from plait.settings.fusion import AttentionConfig, ConcatConfig
 
 
 def mlp(in_dim: int, hidden: list[int], dropout: float) -> tuple[nn.Sequential, int]:
@@ -18,12 +16,6 @@ def mlp(in_dim: int, hidden: list[int], dropout: float) -> tuple[nn.Sequential, 
         layers += [nn.Linear(in_dim, width), nn.ReLU(), nn.Dropout(dropout)]
         in_dim = width
     return nn.Sequential(*layers), in_dim
-
-
-class ConcatConfig(Section):
-    name: Literal["concat"] = "concat"
-    hidden: list[int] = Field([128], description="Widths of the MLP layers after concatenation (empty: none).")
-    dropout: float = Field(0.1, ge=0, lt=1, description="Dropout after each MLP layer.")
 
 
 @FUSIONS.register("concat")
@@ -39,13 +31,6 @@ class ConcatFusion(nn.Module):
 
     def forward(self, vectors: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.mlp(torch.cat([vectors[name] for name in self.order], dim=-1))
-
-
-class AttentionConfig(Section):
-    name: Literal["attention"] = "attention"
-    dim: int = Field(64, ge=1, description="Common size each input's vector is projected to (Linear + tanh) before weighting.")
-    hidden: list[int] = Field([64], description="Widths of the MLP layers after the weighted sum (empty: none).")
-    dropout: float = Field(0.1, ge=0, lt=1, description="Dropout after each MLP layer.")
 
 
 @FUSIONS.register("attention")

@@ -10,29 +10,13 @@ modality is absent. Besides the combined output's loss, each input's own predict
 
 from __future__ import annotations
 
-from typing import Literal
 
 import torch
-from pydantic import Field
 from torch import nn
 
 from plait.models.fusion import mlp
 from plait.registry import FUSIONS
-from plait.schema import Section
-
-
-class LateConfig(Section):
-    name: Literal["late"] = "late"
-    hidden: list[int] = Field([64], description="Widths of each input's own MLP layers before its heads (empty: none).")
-    dropout: float = Field(0.1, ge=0, lt=1, description="Dropout after each MLP layer.")
-    combine: Literal["mean", "learned"] = Field(
-        "mean", description="How the inputs' predictions are weighted: `mean` (equally) or `learned` (a softmax over one "
-        "learned weight per input and output). Either way a row's missing inputs get no weight.",
-    )
-    input_loss: float = Field(
-        1.0, ge=0, description="Weight of the mean of the inputs' own losses (each input's predictions against the "
-        "target), added to the combined prediction's loss while training. 0: train the combination only.",
-    )
+from plait.settings.fusion import LateConfig
 
 
 @FUSIONS.register("late")

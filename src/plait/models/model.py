@@ -22,12 +22,12 @@ class MultimodalModel(nn.Module):
         super().__init__()
         self.encoders = nn.ModuleDict()
         for spec in config.inputs:
-            encoder = ENCODERS[spec.encoder.name](spec.encoder, features[spec.name])
+            encoder = ENCODERS.get_or_fail(spec.encoder.name)(spec.encoder, features[spec.name])
             if spec.encoder.freeze:
                 encoder.freeze()
             self.encoders[spec.name] = encoder
         self.missing = nn.ParameterDict({name: nn.Parameter(torch.zeros(enc.out_dim)) for name, enc in self.encoders.items()})
-        self.fusion = FUSIONS[config.fusion.name](config.fusion, {name: enc.out_dim for name, enc in self.encoders.items()})
+        self.fusion = FUSIONS.get_or_fail(config.fusion.name)(config.fusion, {name: enc.out_dim for name, enc in self.encoders.items()})
         widths = {name: enc.out_dim for name, enc in self.encoders.items()}
         self.late = getattr(self.fusion, "late", False)
         if self.late:  # a head per input for each output (models/late.py)

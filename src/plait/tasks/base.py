@@ -22,7 +22,11 @@ class TaskType(Column):
     Settings: ClassVar[type[OutputBase]] = OutputBase
     main_metric: ClassVar[str] = "loss"  # what `train.monitor: auto` watches for this output
     higher_is_better: ClassVar[bool] = False
-    generates: ClassVar[bool] = False  # evaluated and predicted by generating sequences (captions)
+    generates: ClassVar[bool] = False  # evaluated and predicted by generating sequences (captions): the settings' own
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.generates = cls.Settings.generates
 
     def build_head(self, in_dim: int, input_dims: dict[str, int]) -> nn.Module:
         """The layer(s) from the fused representation (`in_dim` wide) to this output's raw prediction. A generating

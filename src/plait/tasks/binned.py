@@ -13,11 +13,9 @@ compare the predicted bin's centre with the true continuous value rather than wi
 
 from __future__ import annotations
 
-from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import Field
 from torch import nn
 from torchmetrics.functional import mean_absolute_error, mean_squared_error
 from torchmetrics.functional.classification import multiclass_accuracy
@@ -25,9 +23,9 @@ from torchmetrics.functional.classification import multiclass_accuracy
 from plait.data.features.numeric import finite_numbers, parse_number
 from plait.errors import BadSample, PlaitError
 from plait.registry import TASKS
-from plait.schema import OutputBase
 from plait.tasks.base import TaskType
 from plait.tasks.category import cross_entropy_over_present, frequency_logits, mean_of_probabilities, plot_confusion
+from plait.settings.outputs import BinnedOutput
 
 
 def scale(value, low: float, high: float):
@@ -57,15 +55,6 @@ def bin_centre(index, bins: int, low: float, high: float):
     """Centre of bin `index` in original units: what a predicted bin decodes to."""
     lower, upper = bin_range(index, bins, low, high)
     return (lower + upper) / 2
-
-
-class BinnedOutput(OutputBase):
-    type: Literal["binned"] = "binned"
-    bins: int = Field(
-        10, ge=2, description="Number of equal-width bins between the training minimum and maximum; values outside "
-        "that range fall into the first or last bin."
-    )
-    label_smoothing: float = Field(0.0, ge=0, lt=1, description="Label smoothing of the cross-entropy.")
 
 
 @TASKS.register("binned")

@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 from torch import nn
 from torchmetrics.functional.classification import multiclass_accuracy, multiclass_confusion_matrix, multiclass_f1_score
 
 from plait.data.features.category import cell_key
 from plait.errors import BadSample
 from plait.registry import TASKS
-from plait.schema import OutputBase
 from plait.tasks.base import TaskType
-
-
-class CategoryOutput(OutputBase):
-    type: Literal["category"] = "category"
-    class_weights: Literal["none", "balanced"] | dict[str, float] = Field(
-        "none", description="Loss weight per class: `balanced` (inverse training frequency) or a mapping label → weight."
-    )
-    label_smoothing: float = Field(0.0, ge=0, lt=1, description="Label smoothing of the cross-entropy.")
+from plait.settings.outputs import CategoryOutput
 
 
 @TASKS.register("category")

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 from torch import nn
 from torchmetrics.functional import mean_absolute_error, mean_squared_error, r2_score, spearman_corrcoef
 
 from plait.data.features.numeric import parse_number, standard_scaling
 from plait.registry import TASKS
-from plait.schema import OutputBase
 from plait.tasks.base import TaskType
+from plait.settings.outputs import NumberOutput
 
 
 def pearson(guess: torch.Tensor, truth: torch.Tensor) -> float:
@@ -22,13 +20,6 @@ def pearson(guess: torch.Tensor, truth: torch.Tensor) -> float:
     guess, truth = guess.double() - guess.double().mean(), truth.double() - truth.double().mean()
     spread = (guess.square().sum() * truth.square().sum()).sqrt()
     return float((guess * truth).sum() / spread) if spread > 0 else 0.0
-
-
-class NumberOutput(OutputBase):
-    type: Literal["number"] = "number"
-    loss: Literal["mse", "huber"] = Field("mse", description="Loss on the standardised target.")
-    huber_delta: float = Field(1.0, gt=0, description="`huber`: where the loss turns from quadratic to linear (standardised units).")
-    normalize: Literal["standard", "none"] = Field("standard", description="Standardise the target with training statistics; predictions are turned back into original units.")
 
 
 @TASKS.register("number")

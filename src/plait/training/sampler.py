@@ -5,24 +5,11 @@ Either order depends only on (seed, epoch), so a resumed run replays it exactly,
 
 from __future__ import annotations
 
-from typing import Callable, Literal
+from typing import Callable
 
 import torch
-from pydantic import Field, PositiveInt
-
+from plait.config import SamplerConfig
 from plait.errors import PlaitError
-from plait.schema import Section
-
-
-class SamplerConfig(Section):
-    name: Literal["shuffle", "m_per_class"] = Field(
-        "shuffle", description="`shuffle`: a fresh random order each epoch. `m_per_class`: batches made of groups of `m` "
-        "rows of one class (rows of a class shuffled, cut into groups, the groups shuffled), so a metric-learning loss "
-        "finds positive pairs in every batch; still every row once per epoch. Leftover groups smaller than `m` come last.",
-    )
-    m: PositiveInt = Field(4, ge=2, description="`m_per_class`: rows of one class per group; `train.batch_size` must be a multiple of it.")
-    output: str | None = Field(None, description="`m_per_class`: the output whose classes group the rows (a `category` or "
-                               "`embedding` output); default: the first such output.")
 
 
 def generator_for(seed: int, epoch: int) -> torch.Generator:

@@ -12,72 +12,18 @@ Encoders read the fitted feature's `n_mels`, `frames` and `sample_rate`.
 from __future__ import annotations
 
 import math
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import numpy as np
 import torch
-from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
 from plait.data import media
 from plait.data.features.base import FileFeature
 from plait.errors import BadSample, MissingValue
 from plait.registry import FEATURES
-from plait.schema import InputBase
+from plait.settings.audio import AudioSettings
 
 FLOOR = 1e-6  # added before the log, so silence gives log(1e-6) ≈ -13.8 instead of -inf
-
-
-class AudioSettings(InputBase):
-    type: Literal["audio"] = "audio"
-    source: Literal["audio_file", "video_column"] = Field(
-        "audio_file",
-        description="`audio_file`: the column holds audio files (wav, flac, mp3, ogg, ...). `video_column`: the column "
-        "holds video files and their sound track is used, e.g. the same column as a `video` input. Decoding is the "
-        "same either way; a file without an audio track counts as a missing value.",
-    )
-    sample_rate: PositiveInt = Field(16000, description="Resample every clip to this many samples per second.")
-    n_mels: PositiveInt = Field(64, description="Mel bands of the spectrogram.")
-    window_ms: PositiveFloat = Field(25.0, description="Length of the analysis window (Hann), in milliseconds.")
-    hop_ms: PositiveFloat = Field(10.0, description="Step between spectrogram frames, in milliseconds.")
-    f_min: float = Field(0.0, ge=0, description="Lowest frequency covered by the mel bands, in Hz.")
-    f_max: PositiveFloat | None = Field(
-        None, description="Highest frequency covered by the mel bands, in Hz (null: half of `sample_rate`)."
-    )
-    max_seconds: PositiveFloat = Field(8.0, description="Longest stretch of each clip used; longer clips are cut.")
-    length: Literal["fixed", "variable"] = Field(
-        "fixed",
-        description="`fixed`: every clip becomes exactly `max_seconds` (cut, or padded with silence), and the padding "
-        "is treated as sound. `variable`: clips keep their length up to `max_seconds`; the padding is zeroed after "
-        "normalisation and encoders mask it using each clip's real length.",
-    )
-    crop: Literal["start", "center"] = Field(
-        "start", description="Which part of a clip longer than `max_seconds` is kept: its start or its middle."
-    )
-    silence_db: float = Field(
-        -60.0,
-        le=0,
-        description="A clip whose loudest sample is below this level (dB relative to full scale) is silent, and "
-        "counts as a missing value.",
-    )
-    mean: float = Field(
-        -5.0,
-        description="Subtracted from the log-mel values (natural log of mel power) before dividing by `std`. Speech "
-        "recorded at ordinary levels gives values from about -14 (silence) to +6 (loud voiced sounds) with these "
-        "window settings; -5 and 4 bring that range near [-2, 3]. Compute your data's own for best results.",
-    )
-    std: PositiveFloat = Field(4.0, description="Divides the log-mel values after subtracting `mean` (see `mean`).")
-
-    @model_validator(mode="after")
-    def _frequencies(self):
-        nyquist = self.sample_rate / 2
-        top = nyquist if self.f_max is None else self.f_max
-        if top > nyquist:
-            raise ValueError(f"f_max ({top:g} Hz) is above half the sample rate ({nyquist:g} Hz)")
-        if self.f_min >= top:
-            raise ValueError(f"f_min ({self.f_min:g} Hz) must be below f_max ({top:g} Hz)")
-        if self.hop_ms > self.window_ms:
-            raise ValueError(f"hop_ms ({self.hop_ms:g}) must not exceed window_ms ({self.window_ms:g})")
-        return self
 
 
 def hz_to_mel(hz):
@@ -103,7 +49,6 @@ def mel_filters(n_mels: int, n_fft: int, sample_rate: int, f_min: float, f_max: 
 @FEATURES.register("audio")
 class AudioFeature(FileFeature):
     Settings = AudioSettings
-    default_encoder = "conv1d"
     cache_by_default: ClassVar[bool] = True
     # `length` and `source` change nothing in `encode`: both lengths are padded alike, only `prepare` differs
     cache_keys: ClassVar[tuple[str, ...]] = (

@@ -6,14 +6,12 @@ Index 0 is the unknown bucket: values never seen in training (or too rare) land 
 from __future__ import annotations
 
 from collections import Counter
-from typing import Literal
 
 import torch
-from pydantic import Field
 
 from plait.data.features.base import FeatureType
 from plait.registry import FEATURES
-from plait.schema import InputBase
+from plait.settings.category import CategorySettings
 
 UNKNOWN = "<unknown>"
 
@@ -25,16 +23,9 @@ def cell_key(value) -> str:
     return str(value).strip()
 
 
-class CategorySettings(InputBase):
-    type: Literal["category"] = "category"
-    min_count: int = Field(1, ge=1, description="Values seen fewer times than this in training go to the unknown bucket.")
-    max_size: int | None = Field(None, ge=1, description="Keep at most this many of the most frequent values.")
-
-
 @FEATURES.register("category")
 class Category(FeatureType):
     Settings = CategorySettings
-    default_encoder = "embedding"
 
     def __init__(self, spec, base_dir="."):
         super().__init__(spec, base_dir)

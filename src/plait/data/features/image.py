@@ -8,95 +8,15 @@ Encoders read the fitted feature's `channels` (3 or 1) and `size` (height, width
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
-from pydantic import AfterValidator, Field, PositiveFloat, ValidationInfo, field_validator
 
 from plait.data.features.base import FileFeature
 from plait.errors import BadSample
 from plait.registry import FEATURES
-from plait.schema import InputBase, Section
-
-
-class FlipCropJitter(Section):
-    """The augmentations images and video share; all off by default."""
-
-    hflip: float = Field(0.0, ge=0, le=1, description="Probability of flipping left to right.")
-    crop_scale: tuple[float, float] | None = Field(
-        None,
-        description="Random resized crop: cut a region covering this range of the area, e.g. [0.6, 1.0], and resize "
-        "it back to `size` (null: off).",
-    )
-    color_jitter: float = Field(
-        0.0, ge=0, le=1, description="Strength of random brightness, contrast and (RGB only) saturation changes (0: off)."
-    )
-
-    @field_validator("crop_scale")
-    @classmethod
-    def _crop_range(cls, value):
-        if value is not None and not 0 < value[0] <= value[1] <= 1:
-            raise ValueError(f"needs 0 < low <= high <= 1 (got {list(value)})")
-        return value
-
-    @property
-    def active(self) -> bool:
-        return bool(self.hflip or self.crop_scale or self.color_jitter)
-
-
-class ImageAugment(FlipCropJitter):
-    """Random changes applied to training batches only, on the device; all off by default."""
-
-    vflip: float = Field(0.0, ge=0, le=1, description="Probability of flipping an image upside down.")
-    rotate: float = Field(0.0, ge=0, le=180, description="Rotate by a random angle in [-rotate, rotate] degrees (0: off).")
-
-    @property
-    def active(self) -> bool:
-        return bool(super().active or self.vflip or self.rotate)
-
-
-def check_size(value):
-    if min((value,) if isinstance(value, int) else value) < 1:
-        raise ValueError(f"must be at least 1 pixel (got {value})")
-    return value
-
-
-def check_per_channel(value, mode: str = "RGB"):
-    """`mean` / `std`: one number, or one per channel of `mode`."""
-    channels = 3 if mode == "RGB" else 1
-    if isinstance(value, list) and len(value) not in (1, channels):
-        wanted = "one value" if channels == 1 else f"one value or {channels}"
-        raise ValueError(f"needs {wanted} for mode {mode} (got {len(value)})")
-    return value
-
-
-PixelSize = Annotated[int | tuple[int, int], AfterValidator(check_size)]
-
-
-class ImageSettings(InputBase):
-    type: Literal["image"] = "image"
-    size: PixelSize = Field(
-        64, description="Resize every image to this size: one number for a square, or [height, width]."
-    )
-    mode: Literal["RGB", "L"] = Field("RGB", description="`RGB`: 3 channels. `L`: grayscale, 1 channel.")
-    mean: float | list[float] = Field(
-        0.5,
-        description="Subtracted from each channel after scaling pixels to [0, 1]: one number for all channels or one per "
-        "channel. For a pretrained `hf_image` encoder use the model's own, e.g. [0.485, 0.456, 0.406] for ImageNet.",
-    )
-    std: PositiveFloat | list[PositiveFloat] = Field(
-        0.5,
-        description="Each channel is divided by this after subtracting `mean`: one number or one per channel. For a "
-        "pretrained `hf_image` encoder use the model's own, e.g. [0.229, 0.224, 0.225] for ImageNet.",
-    )
-    augment: ImageAugment = Field(default_factory=ImageAugment, description="Augmentation of training batches.")
-
-    @field_validator("mean", "std")
-    @classmethod
-    def _per_channel(cls, value, info: ValidationInfo):
-        return check_per_channel(value, info.data.get("mode", "RGB"))
+from plait.settings.image import ImageSettings
 
 
 def short_reason(error: Exception) -> str:
@@ -116,7 +36,6 @@ def short_reason(error: Exception) -> str:
 @FEATURES.register("image")
 class ImageFeature(FileFeature):
     Settings = ImageSettings
-    default_encoder = "cnn"
     cache_by_default = True
     cache_keys = ("size", "mode")
 

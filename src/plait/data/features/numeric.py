@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import torch
-from pydantic import Field
 
 from plait.data.features.base import FeatureType
 from plait.errors import BadSample
 from plait.registry import FEATURES
-from plait.schema import InputBase
+from plait.settings.numeric import NumericSettings
 
 
 def parse_number(value) -> float:
@@ -45,17 +43,9 @@ def standard_scaling(values) -> tuple[float, float]:
     return float(column.mean()), float(column.std(unbiased=False)) or 1.0
 
 
-class NumericSettings(InputBase):
-    type: Literal["numeric"] = "numeric"
-    normalize: Literal["standard", "none"] = Field(
-        "standard", description="`standard`: subtract the training mean, divide by the training standard deviation."
-    )
-
-
 @FEATURES.register("numeric")
 class Numeric(FeatureType):
     Settings = NumericSettings
-    default_encoder = "mlp"
 
     def __init__(self, spec, base_dir="."):
         super().__init__(spec, base_dir)

@@ -25,46 +25,19 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import numpy as np
 import torch
-from pydantic import Field, PositiveInt
 
 from plait.data.arrays import load_array_file, release_pages
 from plait.data.features.base import FileFeature
 from plait.errors import BadSample, MissingValue, PlaitError
 from plait.registry import FEATURES
-from plait.schema import InputBase
+from plait.settings.sequence import SequenceSettings
 
 BLOCK_STEPS = 65536  # steps converted to float64 at a time while fitting or fingerprinting
 NUMBERS = "biuf"  # NumPy dtype kinds a sequence may hold: bool, signed and unsigned integers, floats
-
-
-class SequenceSettings(InputBase):
-    type: Literal["sequence"] = "sequence"
-    max_length: PositiveInt | None = Field(
-        None, description="Keep at most this many steps of each sequence (which ones: `crop`). null: all of them."
-    )
-    crop: Literal["start", "end", "center"] = Field(
-        "start", description="Which steps of a longer sequence are kept: the first, the last, or the middle ones."
-    )
-    scaling: Literal["standard", "minmax", "none"] = Field(
-        "standard",
-        description="Per channel, from the training split's steps: `standard` subtracts the mean and divides by the "
-        "standard deviation; `minmax` maps the minimum to 0 and the maximum to 1; `none` leaves values as they are. "
-        "A constant channel is only shifted.",
-    )
-    member: str | None = Field(
-        None,
-        description="Which array to use when a cell's file holds several (a .npz file, or a pickled dict). null: the "
-        "only one there.",
-    )
-    layout: Literal["length_channels", "channels_length"] = Field(
-        "length_channels",
-        description="How a 2-D array is laid out: `length_channels` is [steps, channels]; `channels_length` is "
-        "[channels, steps] and is transposed.",
-    )
 
 
 @dataclass
@@ -119,7 +92,6 @@ def window(length: int, keep: int | None, crop: str) -> tuple[int, int]:
 @FEATURES.register("sequence")
 class SequenceFeature(FileFeature):
     Settings = SequenceSettings
-    default_encoder = "lstm"
     cache_by_default: ClassVar[bool] = True  # arrays from files are decoded once into memory-mapped shards
     cache_keys: ClassVar[tuple[str, ...]] = ("max_length", "crop", "member", "layout")  # scaling happens in prepare
 

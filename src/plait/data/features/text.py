@@ -11,41 +11,17 @@ from __future__ import annotations
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Literal
 
 import torch
-from pydantic import Field
 
 from plait.data.features.base import FeatureType
 from plait.errors import PlaitError
 from plait.models.encoders.pretrained import ALIASES, resolve_pretrained
 from plait.registry import FEATURES
-from plait.schema import InputBase
+from plait.settings.text import TextSettings
 
 PAD, UNK = "<pad>", "<unk>"
 WORD = re.compile(r"\w+|[^\w\s]")  # runs of letters/digits (any script), or single punctuation marks
-
-
-class TextSettings(InputBase):
-    type: Literal["text"] = "text"
-    tokenizer: Literal["auto", "word", "bpe", "hf"] = Field(
-        "auto",
-        description="`word`: words and punctuation with a vocabulary learned from training. `bpe`: a byte-level BPE "
-        "trained on the training split. `hf`: the tokenizer of a pretrained model. `auto`: `hf` when the encoder is "
-        "`hf`, else `word`.",
-    )
-    tokenizer_path: str | None = Field(
-        None, description="`hf`: a local Hugging Face tokenizer folder, or `minilm`. Default: the encoder's `path`."
-    )
-    vocab_size: int = Field(
-        10000,
-        ge=1,
-        description="`word`: keep this many of the most frequent words (plus `<pad>` and `<unk>`). `bpe`: size of the "
-        "whole BPE vocabulary.",
-    )
-    min_count: int = Field(1, ge=1, description="`word`: words seen fewer times than this in training become `<unk>`.")
-    lowercase: bool = Field(True, description="`word`, `bpe`: lowercase text before tokenising.")
-    max_length: int = Field(64, ge=1, description="Keep at most this many tokens of each text (the rest is cut off).")
 
 
 def resolve_tokenizer(path: str) -> str:
@@ -68,7 +44,6 @@ def load_hf_tokenizer(path: str):
 @FEATURES.register("text")
 class Text(FeatureType):
     Settings = TextSettings
-    default_encoder = "bag"
     cache_keys = ("tokenizer", "lowercase", "max_length")  # plus the fitted tokenizer (its state), which the cache adds itself
 
     def __init__(self, spec, base_dir="."):

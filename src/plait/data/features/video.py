@@ -11,58 +11,16 @@ Encoders read the fitted feature's `channels` (3), `frames` (T) and `size` (heig
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import numpy as np
 import torch
-from pydantic import Field, PositiveFloat, PositiveInt, field_validator
 
 from plait.data import media
 from plait.data.features.base import FileFeature
-from plait.data.features.image import FlipCropJitter, PixelSize, check_per_channel
 from plait.errors import BadSample
 from plait.registry import FEATURES
-from plait.schema import InputBase
-
-KINETICS_MEAN = [0.43216, 0.394666, 0.37645]
-KINETICS_STD = [0.22803, 0.22145, 0.216989]
-
-
-class VideoAugment(FlipCropJitter):
-    """Random changes applied to training batches only, on the device, the same on every frame of a clip;
-    all off by default."""
-
-
-class VideoSettings(InputBase):
-    type: Literal["video"] = "video"
-    frames: PositiveInt = Field(16, description="Frames taken from each clip (T).")
-    sampling: Literal["uniform", "fps"] = Field(
-        "uniform",
-        description="`uniform`: `frames` frames spread evenly over the whole clip, whatever its length (the middle "
-        "frame of each of `frames` equal parts). `fps`: a window of `frames` frames taken `fps` times per second "
-        "from the start of the clip; a clip shorter than the window is padded.",
-    )
-    fps: PositiveFloat = Field(8.0, description="Frames per second taken with `sampling: fps` (unused otherwise).")
-    size: PixelSize = Field(
-        112, description="Resize every frame to this size: one number for a square, or [height, width]."
-    )
-    mean: float | list[float] = Field(
-        KINETICS_MEAN,
-        description="Subtracted from each channel after scaling pixels to [0, 1]: one number for all channels or one "
-        "per channel (RGB). The default is the Kinetics-400 mean that pretrained video models such as `r3d18` expect.",
-    )
-    std: PositiveFloat | list[PositiveFloat] = Field(
-        KINETICS_STD,
-        description="Each channel is divided by this after subtracting `mean`: one number or one per channel. The "
-        "default is the Kinetics-400 standard deviation.",
-    )
-    augment: VideoAugment = Field(default_factory=VideoAugment, description="Augmentation of training batches.")
-
-    @field_validator("mean", "std")
-    @classmethod
-    def _per_channel(cls, value):
-        return check_per_channel(value)
-
+from plait.settings.video import VideoSettings
 
 def uniform_indices(total: int, count: int) -> list[int]:
     """`count` frame indices spread evenly over `total` frames (the middle of each of `count` equal parts);
@@ -75,7 +33,6 @@ def uniform_indices(total: int, count: int) -> list[int]:
 @FEATURES.register("video")
 class VideoFeature(FileFeature):
     Settings = VideoSettings
-    default_encoder = "r3d18"
     cache_by_default: ClassVar[bool] = True
     cache_keys: ClassVar[tuple[str, ...]] = ("frames", "sampling", "fps", "size")
 

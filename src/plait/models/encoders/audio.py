@@ -11,45 +11,21 @@ close but not the same, so expect to fine-tune rather than freeze it.
 
 from __future__ import annotations
 
-from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, PositiveInt, field_validator
 from torch import nn
 
 from plait.errors import PlaitError
 from plait.models.encoders.base import Encoder, projection
-from plait.models.encoders.pretrained import check_overrides, load_hf
-from plait.models.encoders.video import OUT_DIM, PRETRAINED_OUT_DIM
+from plait.models.encoders.pretrained import load_hf
 from plait.registry import ENCODERS
-from plait.schema import EncoderBase
+from plait.settings.audio import Conv1dConfig, HfAudioConfig
 
 
 def time_mask(length: torch.Tensor, steps: int) -> torch.Tensor:
     """[N] real lengths → float [N, 1, steps]: 1 on real time steps, 0 on padding."""
     return (torch.arange(steps, device=length.device) < length[:, None]).unsqueeze(1).float()
-
-
-class Conv1dConfig(EncoderBase):
-    name: Literal["conv1d"] = "conv1d"
-    channels: tuple[PositiveInt, PositiveInt] = Field(
-        (64, 128),
-        description="Widths of the two 1-D convolutions over time (the mel bins are the first one's input channels); "
-        "each is followed by batch norm and ReLU, the first also by a 2× max pool.",
-    )
-    kernel_size: PositiveInt = Field(
-        3, description="Time steps each convolution sees; odd, so it is centred (zero-padded by kernel_size // 2 each side)."
-    )
-    dropout: float = Field(0.2, ge=0, lt=1, description="Dropout on the output vector.")
-    out_dim: PositiveInt = OUT_DIM
-
-    @field_validator("kernel_size")
-    @classmethod
-    def _odd(cls, value):
-        if value % 2 == 0:
-            raise ValueError(f"{value} is even; an odd kernel keeps every frame centred (e.g. {value + 1})")
-        return value
 
 
 @ENCODERS.register("conv1d")
@@ -58,7 +34,6 @@ class AudioConv1d(Encoder):
     padded with silence to the batch's length gives the same vector (in eval mode) as the clip alone."""
 
     Config = Conv1dConfig
-    modalities = ("audio",)
 
     def __init__(self, config: Conv1dConfig, feature):
         super().__init__()
@@ -84,40 +59,12 @@ class AudioConv1d(Encoder):
         return self.project(x.sum(-1) / length.clamp(min=1)[:, None].to(x.dtype))
 
 
-AUDIO_FROM_INPUT = {"num_mel_bins": "n_mels", "max_length": "frames"}
-
-
-class HfAudioConfig(EncoderBase):
-    name: Literal["hf_audio"] = "hf_audio"
-    path: str | None = Field(
-        None,
-        description="Local folder of a pretrained Hugging Face Audio Spectrogram Transformer (config.json + weights, "
-        "e.g. written by `save_pretrained`); never downloaded. Its num_mel_bins must equal the input's n_mels; "
-        "clips are cropped or zero-padded to its max_length frames. null: random weights from `overrides`.",
-    )
-    overrides: dict[str, Any] = Field(
-        {},
-        description="Keys of transformers' ASTConfig, e.g. {hidden_size: 64, num_hidden_layers: 2, "
-        "num_attention_heads: 2, intermediate_size: 128}. Without `path` they shape a randomly initialised model; "
-        "with it they change the loaded config (e.g. dropout). `num_mel_bins` and `max_length` come from the input.",
-    )
-    out_dim: PositiveInt | None = PRETRAINED_OUT_DIM
-
-    @field_validator("overrides")
-    @classmethod
-    def _known_overrides(cls, value):
-        from transformers import ASTConfig
-
-        return check_overrides(value, ASTConfig, AUDIO_FROM_INPUT)
-
-
 @ENCODERS.register("hf_audio")
 class AudioHf(Encoder):
     """AST: a ViT over overlapping 16×16 patches of the spectrogram; its pooled output (the mean of the CLS and
     distillation tokens after the final layer norm) is projected."""
 
     Config = HfAudioConfig
-    modalities = ("audio",)
 
     def __init__(self, config: HfAudioConfig, feature):
         super().__init__()

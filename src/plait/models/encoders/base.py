@@ -11,11 +11,15 @@ from plait.schema import EncoderBase
 
 
 class Encoder(nn.Module):
-    """Subclasses declare `Config` (an EncoderBase with `name: Literal[...]`), the feature types they fit
-    (`modalities`), and set `self.out_dim` in `__init__(config, feature)`."""
+    """Subclasses declare `Config` (an EncoderBase with `name: Literal[...]` and the feature types it fits,
+    `modalities`, in `plait/settings/`), and set `self.out_dim` in `__init__(config, feature)`."""
 
     Config: ClassVar[type[EncoderBase]] = EncoderBase
-    modalities: ClassVar[tuple[str, ...]] = ()
+    modalities: ClassVar[tuple[str, ...]] = ()  # the config's own
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.modalities = getattr(cls.Config, "modalities", ())
     out_dim: int
     frozen: bool = False
 

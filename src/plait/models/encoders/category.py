@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Literal
 
-from pydantic import Field
 from torch import nn
 
 from plait.models.encoders.base import Encoder
 from plait.registry import ENCODERS
-from plait.schema import EncoderBase
-
-
-class EmbeddingConfig(EncoderBase):
-    name: Literal["embedding"] = "embedding"
-    dim: int = Field(16, ge=1, description="Size of each category's embedding.")
+from plait.settings.category import EmbeddingConfig
 
 
 @ENCODERS.register("embedding")
 class CategoryEmbedding(Encoder):
     Config = EmbeddingConfig
-    modalities = ("category",)
 
     def __init__(self, config: EmbeddingConfig, feature):
         super().__init__()

@@ -8,26 +8,14 @@ model, set the input's `mean` / `std` to the ones the model was trained with.
 
 from __future__ import annotations
 
-from typing import Any, Literal
 
-from pydantic import Field, PositiveInt, ValidationInfo, field_validator
 from torch import nn
 
 from plait.errors import PlaitError
 from plait.models.encoders.base import Encoder, grid_tokens
-from plait.models.encoders.pretrained import check_overrides, load_hf
+from plait.models.encoders.pretrained import load_hf
 from plait.registry import ENCODERS
-from plait.schema import EncoderBase
-
-
-class CnnConfig(EncoderBase):
-    name: Literal["cnn"] = "cnn"
-    channels: list[PositiveInt] = Field(
-        [16, 32, 64],
-        min_length=1,
-        description="Width of each block (3×3 conv, batch norm, ReLU, 2×2 max pool); the output is the last width, "
-        "averaged over the image.",
-    )
+from plait.settings.image import ARCHS, CnnConfig, HfImageConfig
 
 
 @ENCODERS.register("cnn")
@@ -35,7 +23,6 @@ class ImageCnn(Encoder):
     """A small convolutional network; fits any image size and channel count."""
 
     Config = CnnConfig
-    modalities = ("image",)
 
     def __init__(self, config: CnnConfig, feature):
         super().__init__()
@@ -57,43 +44,11 @@ class ImageCnn(Encoder):
 
 
 # arch → (transformers config class, model class, model_type values of a matching pretrained folder)
-ARCHS = {
-    "resnet": ("ResNetConfig", "ResNetModel", {"resnet"}),
-    "vit": ("ViTConfig", "ViTModel", {"vit"}),
-    "clip": ("CLIPVisionConfig", "CLIPVisionModel", {"clip", "clip_vision_model"}),
-}
-
-
 def hf_classes(arch: str):
     import transformers
 
     config_name, model_name, _ = ARCHS[arch]
     return getattr(transformers, config_name), getattr(transformers, model_name)
-
-
-class HfImageConfig(EncoderBase):
-    name: Literal["hf_image"] = "hf_image"
-    arch: Literal["resnet", "vit", "clip"] = Field("resnet", description="Backbone family: ResNet, ViT, or CLIP's vision tower.")
-    path: str | None = Field(
-        None,
-        description="Local folder of a pretrained Hugging Face model (config.json + weights, e.g. written by "
-        "`save_pretrained`); never downloaded. null: random weights from `overrides`.",
-    )
-    overrides: dict[str, Any] = Field(
-        {},
-        description="Keys of the arch's transformers config (ResNetConfig, ViTConfig, CLIPVisionConfig), e.g. "
-        "{hidden_size: 64, num_hidden_layers: 2}. Without `path` they shape a randomly initialised model; with it "
-        "they change the loaded config (e.g. dropout). Without `path`, `image_size` and `num_channels` come from the input; "
-        "a pretrained ViT or CLIP given another size interpolates its position embeddings.",
-    )
-
-    @field_validator("overrides")
-    @classmethod
-    def _known_overrides(cls, value, info: ValidationInfo):
-        """A misspelt override would be silently ignored by transformers: reject it here instead."""
-        if value and "arch" in info.data:
-            check_overrides(value, hf_classes(info.data["arch"])[0])
-        return value
 
 
 def square_or_pair(size: tuple[int, int]):
@@ -105,7 +60,6 @@ class ImageHf(Encoder):
     """A Hugging Face vision backbone; its pooled output is the image's vector."""
 
     Config = HfImageConfig
-    modalities = ("image",)
 
     def __init__(self, config: HfImageConfig, feature):
         super().__init__()

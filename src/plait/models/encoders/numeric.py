@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Literal
 
-from pydantic import Field
 from torch import nn
 
 from plait.models.encoders.base import Encoder
 from plait.registry import ENCODERS
-from plait.schema import EncoderBase
-
-
-class MlpConfig(EncoderBase):
-    name: Literal["mlp"] = "mlp"
-    hidden: int = Field(32, ge=1, description="Width of the hidden layer and of the output.")
+from plait.settings.numeric import MlpConfig
 
 
 @ENCODERS.register("mlp")
 class NumericMlp(Encoder):
     Config = MlpConfig
-    modalities = ("numeric",)
 
     def __init__(self, config: MlpConfig, feature):
         super().__init__()

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 from plait.errors import PlaitError
-from plait.schema import nearest
 
 ALIASES = {"minilm", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 
@@ -30,21 +28,6 @@ def resolve_pretrained(path: str) -> str:
             "save the model with `save_pretrained` and give its folder, or use `minilm` for the packaged text encoder."
         )
     return str(folder.resolve())
-
-
-def check_overrides(value: dict[str, Any], config_class, from_input: dict[str, str] | None = None) -> dict[str, Any]:
-    """Reject override keys transformers would silently ignore (misspelt), and the ones the input decides."""
-    from_input = from_input or {}
-    taken = [key for key in value if key in from_input]
-    if taken:
-        raise ValueError(f"{', '.join(taken)}: set by the input's {', '.join(from_input[k] for k in taken)}, not here")
-    defaults = config_class()
-    unknown = [key for key in value if not hasattr(defaults, key)]
-    if unknown:
-        hint = nearest(unknown[0], [k for k in vars(defaults) if not k.startswith("_")])
-        suggestion = f"; did you mean {hint}?" if hint else ""
-        raise ValueError(f"{', '.join(unknown)}: not a key of {config_class.__name__}{suggestion}")
-    return value
 
 
 def load_hf(path: str, model_class, model_types: set[str], overrides: dict, wanted: str | None = None):

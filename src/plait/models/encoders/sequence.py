@@ -10,10 +10,8 @@ is the same whatever the other rows of its batch are.
 from __future__ import annotations
 
 import bisect
-from typing import Literal
 
 import torch
-from pydantic import Field, PositiveInt, field_validator
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
@@ -21,10 +19,8 @@ from plait.errors import PlaitError
 from plait.models.encoders.base import Encoder, projection
 from plait.models.fusion import mlp
 from plait.registry import ENCODERS
-from plait.schema import EncoderBase
-
-POSITION_CHANNELS = 16  # width of the sinusoidal time-step code that `positional_encoding` adds as channels
-
+from plait.settings.sequence import CnnLstmConfig, LstmConfig, RecurrentKeys
+from plait.settings.sequence import POSITION_CHANNELS
 
 def real_steps(length: torch.Tensor, steps: int) -> torch.Tensor:
     """[N] lengths → bool [N, steps], True on real time steps (the feature's `mask`, recomputed after pooling)."""
@@ -39,25 +35,6 @@ def with_time_code(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     angles = torch.arange(steps, device=x.device, dtype=torch.float32)[:, None] * frequencies  # [T, half]
     code = torch.cat([angles.sin(), angles.cos()], dim=-1).to(x.dtype).expand(x.shape[0], -1, -1)
     return torch.cat([x, code * mask[..., None]], dim=-1)
-
-
-class RecurrentKeys(EncoderBase):
-    """The recurrent part both encoders share."""
-
-    cell: Literal["lstm", "gru"] = Field("lstm", description="Recurrent cell: `lstm` or `gru` (fewer weights, often as good).")
-    hidden: PositiveInt = Field(64, description="Hidden size of the recurrent cell (per direction).")
-    layers: PositiveInt = Field(1, description="Stacked recurrent layers.")
-    bidirectional: bool = Field(False, description="Also read each sequence backwards; doubles the recurrent output size.")
-    pooling: Literal["last", "mean", "max"] = Field(
-        "last",
-        description="How the recurrent outputs become one vector: `last`, the final state of each direction (the "
-        "forward one at the row's last real step); `mean` or `max` over the row's real steps.",
-    )
-    positional_encoding: bool = Field(
-        False,
-        description=f"Append a fixed sinusoidal code of the time step ({POSITION_CHANNELS} channels) to each step's "
-        "values before the first layer, so the network is told where in the series a step is.",
-    )
 
 
 class Recurrence(nn.Module):
@@ -86,20 +63,11 @@ class Recurrence(nn.Module):
         return output.masked_fill(~mask, float("-inf")).amax(1)
 
 
-class LstmConfig(RecurrentKeys):
-    name: Literal["lstm"] = "lstm"
-    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout between stacked recurrent layers (needs layers > 1).")
-    out_dim: PositiveInt | None = Field(
-        None, description="Project the pooled vector to this size with Linear + ReLU; null: hidden × (2 if bidirectional)."
-    )
-
-
 @ENCODERS.register("lstm")
 class SequenceLstm(Encoder):
     """A recurrent network read straight off the series' steps."""
 
     Config = LstmConfig
-    modalities = ("sequence",)
 
     def __init__(self, config: LstmConfig, feature):
         super().__init__()
@@ -113,30 +81,6 @@ class SequenceLstm(Encoder):
         if self.positional:
             x = with_time_code(x, real_steps(length, x.shape[1]))
         return self.project(self.recurrence(x, length))
-
-
-class CnnLstmConfig(RecurrentKeys):
-    name: Literal["cnn_lstm"] = "cnn_lstm"
-    filters: PositiveInt = Field(32, description="Filters of the first convolution block; each next block doubles them.")
-    blocks: PositiveInt = Field(
-        3, description="Convolution blocks, each Conv1d → BatchNorm → ReLU → MaxPool; every block divides the length by `pool`."
-    )
-    kernel_size: PositiveInt = Field(
-        5, description="Time steps each convolution sees; odd, so it is centred (zero-padded by kernel_size // 2 each side)."
-    )
-    pool: PositiveInt = Field(2, description="Window and stride of each block's max pool over time.")
-    dense: list[PositiveInt] = Field(
-        [128], description="Widths of the Linear + ReLU layers after the recurrence; the last is the output size (empty: "
-        "none, the pooled recurrent vector is the output).",
-    )
-    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout after each dense layer.")
-
-    @field_validator("kernel_size")
-    @classmethod
-    def _odd(cls, value):
-        if value % 2 == 0:  # torch pads an even kernel unevenly, so steps would not line up across blocks
-            raise ValueError(f"{value} is even; an odd kernel keeps every step centred (e.g. {value + 1})")
-        return value
 
 
 def steps_after(layer: nn.Module, steps):
@@ -155,7 +99,6 @@ class SequenceCnnLstm(Encoder):
     series, dense layers map its summary to the output."""
 
     Config = CnnLstmConfig
-    modalities = ("sequence",)
 
     def __init__(self, config: CnnLstmConfig, feature):
         super().__init__()

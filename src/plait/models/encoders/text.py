@@ -8,17 +8,15 @@ as a zero vector, never NaN; the model puts its learned 'missing' embedding ther
 
 from __future__ import annotations
 
-from typing import Literal
 
 import torch
-from pydantic import Field, PositiveInt, model_validator
 from torch import nn
 
 from plait.errors import PlaitError
 from plait.models.encoders.base import Encoder, projection
 from plait.models.encoders.pretrained import resolve_pretrained
 from plait.registry import ENCODERS
-from plait.schema import EncoderBase
+from plait.settings.text import BagConfig, HfConfig, TransformerConfig
 
 
 def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -35,17 +33,11 @@ def attendable(mask: torch.Tensor) -> torch.Tensor:
     return mask
 
 
-class BagConfig(EncoderBase):
-    name: Literal["bag"] = "bag"
-    dim: int = Field(64, ge=1, description="Size of each token's embedding and of the output (their mean).")
-
-
 @ENCODERS.register("bag")
 class TextBag(Encoder):
     """Mean of learned token embeddings: fast, order-blind, a strong baseline for short texts."""
 
     Config = BagConfig
-    modalities = ("text",)
 
     def __init__(self, config: BagConfig, feature):
         super().__init__()
@@ -56,27 +48,11 @@ class TextBag(Encoder):
         return masked_mean(self.embedding(batch["ids"]), batch["attention_mask"])
 
 
-class TransformerConfig(EncoderBase):
-    name: Literal["transformer"] = "transformer"
-    dim: int = Field(64, ge=1, description="Width of the token embeddings, the layers and the output.")
-    heads: int = Field(4, ge=1, description="Attention heads per layer; must divide `dim`.")
-    layers: int = Field(2, ge=1, description="Number of transformer encoder layers.")
-    ff: int = Field(128, ge=1, description="Width of each layer's feed-forward block.")
-    dropout: float = Field(0.1, ge=0, lt=1, description="Dropout inside the layers and on the embeddings.")
-
-    @model_validator(mode="after")
-    def _heads_divide_dim(self):
-        if self.dim % self.heads:
-            raise ValueError(f"heads ({self.heads}) must divide dim ({self.dim})")
-        return self
-
-
 @ENCODERS.register("transformer")
 class TextTransformer(Encoder):
     """A small transformer encoder trained from scratch, with learned positions, mean-pooled over real tokens."""
 
     Config = TransformerConfig
-    modalities = ("text",)
 
     def __init__(self, config: TransformerConfig, feature):
         super().__init__()
@@ -96,25 +72,11 @@ class TextTransformer(Encoder):
         return masked_mean(hidden, mask)
 
 
-class HfConfig(EncoderBase):
-    name: Literal["hf"] = "hf"
-    path: str = Field(description="Local folder of a Hugging Face model (config.json + weights), or `minilm`.")
-    pooling: Literal["mean", "cls"] = Field(
-        "mean", description="`mean`: average of the last hidden states over real tokens. `cls`: the first token's."
-    )
-    out_dim: PositiveInt | None = Field(
-        None,
-        description="Project the pooled vector to this size (Linear + ReLU), e.g. 128 to match other encoders. null: "
-        "the model's hidden size, unprojected: the choice for a frozen model (`freeze` also fixes the projection).",
-    )
-
-
 @ENCODERS.register("hf")
 class TextHf(Encoder):
     """A pretrained Hugging Face encoder (BERT, MiniLM, RoBERTa, ...) from a local folder."""
 
     Config = HfConfig
-    modalities = ("text",)
 
     def __init__(self, config: HfConfig, feature):
         super().__init__()

@@ -13,27 +13,16 @@ For torchvision's Kinetics-400 weights, set the input's mean / std to [0.43216, 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
 
 import torch
-from pydantic import Field, PositiveInt, field_validator
 from torch import nn
 
 from plait.errors import PlaitError
 from plait.models.encoders.base import Encoder, projection
 from plait.models.encoders.image import square_or_pair
-from plait.models.encoders.pretrained import check_overrides, load_hf
+from plait.models.encoders.pretrained import load_hf
 from plait.registry import ENCODERS
-from plait.schema import EncoderBase
-
-OUT_DIM = Field(128, description="Size of the encoder's output vector (a Linear + ReLU projection of its pooled features).")
-PRETRAINED_OUT_DIM = Field(
-    128,
-    description="Size of the encoder's output vector (a Linear + ReLU projection of its pooled features). null: the "
-    "backbone's own pooled features, unprojected: the choice for a frozen pretrained backbone (`freeze` also fixes the "
-    "projection, which would then stay random), especially with `cache_embeddings`.",
-)
-
+from plait.settings.video import Cnn3dConfig, HfVideoConfig, R3d18Config
 
 # ---- ResNet3D-18 ---------------------------------------------------------------------------------------------
 
@@ -125,29 +114,11 @@ def load_weights(module: nn.Module, path: str) -> None:
     module.load_state_dict(state)
 
 
-class R3d18Config(EncoderBase):
-    name: Literal["r3d18"] = "r3d18"
-    out_dim: PositiveInt | None = PRETRAINED_OUT_DIM
-    weights: str | None = Field(
-        None,
-        description="Local file of torchvision `r3d_18` weights (`.pth` / `.pt` state dict, or `.safetensors`), e.g. "
-        "the Kinetics-400 `r3d_18-b3b3357e.pth`; never downloaded. null: random weights. Needs 3-channel video.",
-    )
-
-    @field_validator("weights")
-    @classmethod
-    def _known_format(cls, value):
-        if value is not None and Path(value).suffix not in {".pth", ".pt", ".safetensors"}:
-            raise ValueError(f"{value}: expected a .pth, .pt or .safetensors file")
-        return value
-
-
 @ENCODERS.register("r3d18")
 class VideoR3d18(Encoder):
     """ResNet3D-18 (Tran et al. 2018, R3D): 3×3×3 convolutions throughout, its 512-d pooled features projected."""
 
     Config = R3d18Config
-    modalities = ("video",)
 
     def __init__(self, config: R3d18Config, feature):
         super().__init__()
@@ -167,23 +138,11 @@ class VideoR3d18(Encoder):
 # ---- small 3-D CNN -------------------------------------------------------------------------------------------
 
 
-class Cnn3dConfig(EncoderBase):
-    name: Literal["cnn3d"] = "cnn3d"
-    channels: list[PositiveInt] = Field(
-        [16, 32, 64],
-        min_length=1,
-        description="Width of each block (3×3×3 conv, batch norm, ReLU, 2×2×2 max pool; time is pooled only while "
-        "more than one frame is left); the last block is averaged over time and space and projected to `out_dim`.",
-    )
-    out_dim: PositiveInt = OUT_DIM
-
-
 @ENCODERS.register("cnn3d")
 class VideoCnn3d(Encoder):
     """A small 3-D convolutional network trained from scratch; fits any clip length, size and channel count."""
 
     Config = Cnn3dConfig
-    modalities = ("video",)
 
     def __init__(self, config: Cnn3dConfig, feature):
         super().__init__()
@@ -203,40 +162,11 @@ class VideoCnn3d(Encoder):
 
 # ---- Hugging Face VideoMAE -----------------------------------------------------------------------------------
 
-VIDEO_FROM_INPUT = {"num_frames": "frames", "image_size": "size", "num_channels": "channels"}
-
-
-class HfVideoConfig(EncoderBase):
-    name: Literal["hf_video"] = "hf_video"
-    path: str | None = Field(
-        None,
-        description="Local folder of a pretrained Hugging Face VideoMAE (config.json + weights, e.g. written by "
-        "`save_pretrained`); never downloaded. Its frame count and image size must equal the input's. null: random "
-        "weights from `overrides`.",
-    )
-    overrides: dict[str, Any] = Field(
-        {},
-        description="Keys of transformers' VideoMAEConfig, e.g. {hidden_size: 64, num_hidden_layers: 2, "
-        "num_attention_heads: 2, intermediate_size: 128, tubelet_size: 2}. Without `path` they shape a randomly "
-        "initialised model; with it they change the loaded config (e.g. dropout). `num_frames`, `image_size` and "
-        "`num_channels` come from the input.",
-    )
-    out_dim: PositiveInt | None = PRETRAINED_OUT_DIM
-
-    @field_validator("overrides")
-    @classmethod
-    def _known_overrides(cls, value):
-        from transformers import VideoMAEConfig
-
-        return check_overrides(value, VideoMAEConfig, VIDEO_FROM_INPUT)
-
-
 @ENCODERS.register("hf_video")
 class VideoHf(Encoder):
     """VideoMAE: a ViT over tubelets (`tubelet_size` frames × `patch_size`² pixels), mean-pooled over tokens."""
 
     Config = HfVideoConfig
-    modalities = ("video",)
 
     def __init__(self, config: HfVideoConfig, feature):
         super().__init__()
