@@ -164,6 +164,35 @@ def test_csv_line_numbers_count_quoted_cells_that_span_lines():
     assert csv_lines(text) == [2, 5]  # the record after the two-line cell and a blank line starts on line 5
 
 
+@pytest.mark.parametrize("text,lines", [
+    ("a,b\n1,2\n   \n5,6\n", [2, 4]),  # an all-space line is skipped, as pandas skips it
+    ("a,b\r1,2\r5,6\r", [2, 3]),  # old Mac line ends
+    ('a,b\n1,"' + "x" * 200_000 + '"\n3,4\n', [2, 3]),  # a cell beyond the csv module's default size limit
+])
+def test_csv_line_numbers_agree_with_what_pandas_reads(text, lines):
+    import io
+
+    assert csv_lines(text) == lines and len(pd.read_csv(io.StringIO(text))) == len(lines)
+
+
+def test_a_place_that_cannot_be_counted_falls_back_to_the_row(tmp_path):
+    from plait.data.places import jsonl_lines
+
+    assert jsonl_lines('{"a": "x\u2028y"}\n\n{"a": 3}') == [1, 3]  # U+2028 inside a string does not end a line
+    (tmp_path / "t.csv").write_text("a::b\n1::2\n")
+    assert RowPlaces.of_file(str(tmp_path / "t.csv"), "csv", "::").describe(0) == f"{tmp_path / 't.csv'}, row 0"
+    assert RowPlaces.of_file(str(tmp_path / "gone.csv"), "csv").describe(3) == f"{tmp_path / 'gone.csv'}, row 3"
+
+
+def test_a_run_that_skips_nothing_leaves_no_old_list(tmp_path):
+    from plait.data.dataset import EncodedSplit, SkippedRow, write_skipped
+
+    listed = tmp_path / "o.skipped.jsonl"
+    split = EncodedSplit("predict", [0], {}, {}, skipped=[SkippedRow(1, "x", "not a number: 'n/a'", "t.csv", "line 3")])
+    assert write_skipped([split], listed) == 1 and listed.is_file()
+    assert write_skipped([EncodedSplit("predict", [0, 1], {}, {})], listed) == 0 and not listed.exists()
+
+
 def test_meld_rows_are_placed_in_their_own_csv(tmp_path):
     from tests.test_meld import write_split
 

@@ -151,3 +151,14 @@ def check_overrides(value: dict[str, Any], config_class, from_input: dict[str, s
         suggestion = f"; did you mean {hint}?" if hint else ""
         raise ValueError(f"{', '.join(unknown)}: not a key of {config_class.__name__}{suggestion}")
     return value
+
+
+def check_transformers_overrides(value: dict[str, Any], config_name: str, from_input: dict[str, str] | None = None):
+    """`check_overrides` against transformers' config class `config_name` (e.g. `ViTConfig`); transformers is imported
+    only when there are overrides to check, so validating a config never loads it otherwise."""
+    if not value:
+        return value
+    import transformers
+
+    return check_overrides(value, getattr(transformers, config_name), from_input)
+

@@ -211,9 +211,11 @@ def comma_rows(lines: list[str]):
     """captions.txt → (line number, image, caption): everything after the first comma is the caption, whether
     or not it was quoted."""
     reader = csv.reader(lines[1:])
+    before = 0
     for fields in reader:
         if fields:
-            yield reader.line_num + 1, fields[0].strip(), ",".join(fields[1:])
+            yield before + 2, fields[0].strip(), ",".join(fields[1:])  # the line the record starts on (header: 1)
+        before = reader.line_num
 
 
 def read_flickr(url: str) -> pd.DataFrame:

@@ -240,6 +240,8 @@ def write_skipped(splits: list[EncodedSplit], path: Path) -> int:
     lines = [json.dumps(r.to_json(s.name)) for s in splits for r in s.skipped]
     if lines:
         write_atomic(path, "\n".join(lines) + "\n")
+    else:
+        Path(path).unlink(missing_ok=True)  # a list from an earlier run would speak of rows this one kept
     return len(lines)
 
 

@@ -36,35 +36,41 @@ class Segment:
             return self.file, ""
         if self.kind in LINE_KINDS:
             lines = self.line_numbers()
-            return self.file, f"line {lines[offset] if offset < len(lines) else offset + 2}"
-        return self.file, f"row {offset}"
+            if offset < len(lines):
+                return self.file, f"line {lines[offset]}"
+        return self.file, f"row {offset}"  # also when the lines could not be counted: a row number is still true
 
     def line_numbers(self) -> list[int]:
         if self.lines is None:
             try:
                 text = remote.read_text(self.file)
-            except OSError:
-                text = ""
-            self.lines = csv_lines(text, self.separator) if self.kind == "csv" else jsonl_lines(text)
+                self.lines = csv_lines(text, self.separator) if self.kind == "csv" else jsonl_lines(text)
+            except Exception:  # naming a bad row must never fail in its turn (an unreadable file, a CSV pandas reads
+                self.lines = []  # and the csv module does not): the row number then stands in for the line
         return self.lines
 
 
 def csv_lines(text: str, separator: str = ",") -> list[int]:
     """The line each data record of a CSV starts on (1-based; the header is line 1; blank lines skipped, as pandas
     skips them)."""
-    reader = csv.reader(io.StringIO(text), delimiter=separator)
-    starts, before, header = [], 0, True
-    for record in reader:
-        if record:
-            if not header:
-                starts.append(before + 1)
-            header = False
-        before = reader.line_num
-    return starts
+    limit = csv.field_size_limit(2**31 - 1)  # pandas reads cells of any size; so must the count
+    try:
+        reader = csv.reader(io.StringIO(text, newline=None), delimiter=separator)  # a lone \r ends a line, as for pandas
+        starts, before, header = [], 0, True
+        for record in reader:
+            if record and not (len(record) == 1 and not record[0].strip()):  # pandas skips blank and all-space lines
+                if not header:
+                    starts.append(before + 1)
+                header = False
+            before = reader.line_num
+        return starts
+    finally:
+        csv.field_size_limit(limit)
 
 
 def jsonl_lines(text: str) -> list[int]:
-    return [number for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    """The line of each JSON record: lines end at \n alone (U+2028 and the like may sit inside a JSON string)."""
+    return [number for number, line in enumerate(text.split("\n"), start=1) if line.strip()]
 
 
 class RowPlaces:
@@ -77,7 +83,8 @@ class RowPlaces:
 
     @classmethod
     def of_file(cls, url: str, kind: str, separator: str = ",") -> "RowPlaces":
-        return cls(url, [Segment(0, url, kind if kind in LINE_KINDS else "row", separator=separator)])
+        counted = kind in LINE_KINDS and len(separator) == 1  # pandas takes a regex separator; the csv module cannot
+        return cls(url, [Segment(0, url, kind if counted else "row", separator=separator)])
 
     @classmethod
     def of_labels(cls, source: str, labels: list[tuple[str, str]]) -> "RowPlaces":

@@ -4,11 +4,11 @@ config validates in a fraction of a second. The feature type (`plait/data/featur
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, PositiveFloat, PositiveInt, field_validator, model_validator
 
-from plait.schema import EncoderBase, InputBase, check_overrides
+from plait.schema import EncoderBase, InputBase, check_transformers_overrides
 from plait.settings.video import OUT_DIM, PRETRAINED_OUT_DIM
 
 
@@ -108,11 +108,7 @@ class HfAudioConfig(EncoderBase):
     @field_validator("overrides")
     @classmethod
     def _known_overrides(cls, value):
-        if not value:
-            return value
-        from transformers import ASTConfig
-
-        return check_overrides(value, ASTConfig, AUDIO_FROM_INPUT)
+        return check_transformers_overrides(value, "ASTConfig", AUDIO_FROM_INPUT)
 
 
 AUDIO_FROM_INPUT = {"num_mel_bins": "n_mels", "max_length": "frames"}

@@ -4,11 +4,11 @@ config validates in a fraction of a second. The feature type (`plait/data/featur
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, PositiveFloat, PositiveInt, ValidationInfo, field_validator
 
-from plait.schema import EncoderBase, InputBase, Section, check_overrides
+from plait.schema import EncoderBase, InputBase, Section, check_transformers_overrides
 
 
 class FlipCropJitter(Section):
@@ -130,12 +130,6 @@ class HfImageConfig(EncoderBase):
     def _known_overrides(cls, value, info: ValidationInfo):
         """A misspelt override would be silently ignored by transformers: reject it here instead."""
         if value and "arch" in info.data:
-            check_overrides(value, hf_config_class(info.data["arch"]))
+            check_transformers_overrides(value, ARCHS[info.data["arch"]][0])
         return value
 
-
-def hf_config_class(arch: str):
-    """The transformers config class of an `hf_image` arch (transformers is imported only here, for `overrides`)."""
-    import transformers
-
-    return getattr(transformers, ARCHS[arch][0])

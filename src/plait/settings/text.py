@@ -4,7 +4,7 @@ config validates in a fraction of a second. The feature type (`plait/data/featur
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, PositiveInt, model_validator
 

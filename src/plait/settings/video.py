@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, PositiveFloat, PositiveInt, field_validator
 
-from plait.schema import EncoderBase, InputBase, check_overrides
+from plait.schema import EncoderBase, InputBase, check_transformers_overrides
 from plait.settings.image import FlipCropJitter, PixelSize, check_per_channel
 
 
@@ -119,11 +119,7 @@ class HfVideoConfig(EncoderBase):
     @field_validator("overrides")
     @classmethod
     def _known_overrides(cls, value):
-        if not value:
-            return value
-        from transformers import VideoMAEConfig
-
-        return check_overrides(value, VideoMAEConfig, VIDEO_FROM_INPUT)
+        return check_transformers_overrides(value, "VideoMAEConfig", VIDEO_FROM_INPUT)
 
 
 VIDEO_FROM_INPUT = {"num_frames": "frames", "image_size": "size", "num_channels": "channels"}
