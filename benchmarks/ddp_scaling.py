@@ -1,6 +1,6 @@
 """Training throughput of one process against several (DDP through `plait train --nproc N`), measured in one run.
 
-The multimodal demo's data (photos, notes, readings; `plait.data.synthetic.make_demo`) is trained by its recipe for
+The multimodal demo's data (photos, notes, readings; `plait.demo.synthetic.make_demo`) is trained by its recipe for
 a few epochs with the same global batch, first in one process, then in N (gloo on a CPU, NCCL on GPUs). Throughput
 is the training rows per second that `metrics.jsonl` reports (`samples_per_s`, rows of the global batch over the
 wall time of each logging window), the median over the windows after the first epoch (which warms the cache and
@@ -26,7 +26,7 @@ import yaml
 
 
 def config(table: Path, cache: Path, epochs: int, threads: int) -> dict:
-    from plait.demo import demo_recipe
+    from plait.demo.runner import demo_recipe
 
     raw = yaml.safe_load(demo_recipe("multimodal").read_text())
     raw["data"].update(table=str(table), cache_dir=str(cache))
@@ -58,7 +58,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=3000)
     parser.add_argument("--epochs", type=int, default=4)
     args = parser.parse_args()
-    from plait.data.synthetic import make_demo
+    from plait.demo.synthetic import make_demo
 
     cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="plait-ddp-") as folder:

@@ -46,7 +46,7 @@ print(json.dumps({"peak_rss": status("VmHWM"), "peak_anon": max(peak_anon[0], st
 
 
 def config(table: Path, cache: Path) -> dict:
-    from plait.data.synthetic_sequences import PARAMETERS
+    from plait.demo.synthetic_sequences import PARAMETERS
 
     return {
         "name": "memory",
@@ -62,7 +62,7 @@ def config(table: Path, cache: Path) -> dict:
 def measure(samples: int, length: int, folder: Path) -> dict:
     import yaml
 
-    from plait.data.synthetic_sequences import make_spectra
+    from plait.demo.synthetic_sequences import make_spectra
 
     table = make_spectra(folder / f"data-{samples}", samples=samples, length=length)
     child = subprocess.run([sys.executable, "-c", CHILD, yaml.safe_dump(config(table, folder / f"cache-{samples}")),

@@ -34,9 +34,9 @@ from plait.config import OptimizerConfig, apply_overrides, read_yaml, validate
 from plait.data.cache import FeatureCache
 from plait.data.dataset import prepare_inputs
 from plait.data.meld import CLIP_FOLDERS, CSV_NAMES
-from plait.data.synthetic_media import write_clip
-from plait.data.synthetic_meld import EMOTIONS, SENTIMENT, moving_patch, utterance, voice
-from plait.demo import demo_recipe
+from plait.demo.synthetic_media import write_clip
+from plait.demo.synthetic_meld import EMOTIONS, SENTIMENT, moving_patch, utterance, voice
+from plait.demo.runner import demo_recipe
 from plait.models.frozen import embed_frozen_inputs
 from plait.models.model import MultimodalModel
 from plait.runs import configure_torch, make_preprocessor, read_data

@@ -13,7 +13,7 @@ from plait.data.dataset import Preprocessor
 from plait.data.places import RowPlaces
 from plait.data.tally import CellTally
 from plait.data.features.audio import AudioFeature, AudioSettings, mel_filters
-from plait.data.synthetic_media import audio_codec_for, ramp_frames, tone, write_audio, write_clip
+from plait.demo.synthetic_media import audio_codec_for, ramp_frames, tone, write_audio, write_clip
 from plait.errors import BadSample, MissingValue, PlaitError
 
 

@@ -104,7 +104,7 @@ def test_predict_reports_bad_rows_too(tmp_path):
 
 def image_table(tmp_path):
     """A demo-layout table whose rows 0-2 point at a missing, a non-image and a truncated image file."""
-    from plait.data.synthetic import make_demo
+    from plait.demo.synthetic import make_demo
 
     table_path = make_demo(tmp_path / "data", rows=60)
     table = pd.read_csv(table_path)
@@ -118,7 +118,7 @@ def image_table(tmp_path):
 
 
 def image_config(tmp_path, table, policy):
-    from plait.demo import demo_recipe
+    from plait.demo.runner import demo_recipe
 
     config = yaml.safe_load(demo_recipe().read_text())
     config["data"].update(table=str(table), on_bad_sample=policy)

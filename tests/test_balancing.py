@@ -15,7 +15,7 @@ from plait import api
 from plait.config import load_config, validate
 from plait.data.balancing import add_generated_rows, summary
 from plait.data.columns import is_missing
-from plait.data.synthetic_retrieval import class_image, make_generated_images
+from plait.demo.synthetic_retrieval import class_image, make_generated_images
 from plait.errors import PlaitError
 from plait.runs import make_preprocessor, read_data
 from plait.training.checkpoint import load_state

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from plait import api
 from plait.config import validate
 from plait.data.dataset import Preprocessor
-from plait.data.synthetic_captions import make_flickr30k
+from plait.demo.synthetic_captions import make_flickr30k
 from plait.models.model import MultimodalModel
 from plait.runs import load_run
 from plait.training.trainer import Trainer

@@ -200,7 +200,7 @@ def test_caption_formats_are_config_values():
 
 
 def test_generated_flickr30k_has_the_kaggle_layout_and_five_captions_per_image(tmp_path):
-    from plait.data.synthetic_captions import make_flickr30k
+    from plait.demo.synthetic_captions import make_flickr30k
 
     results = make_flickr30k(tmp_path, images=12, size=64, seed=5)
     assert results == tmp_path / "flickr30k_images" / "results.csv"

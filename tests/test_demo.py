@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from plait.data.synthetic import make_demo
+from plait.demo.synthetic import make_demo
 from tests.browser import external_requests, find_chromium, render
 from tests.conftest import run_cli
 

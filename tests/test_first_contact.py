@@ -225,8 +225,8 @@ def test_cells_add_up_to_the_rows_and_a_second_pass_reads_the_cache(tmp_path):
     from plait.config import validate
     from plait.data.cache import FeatureCache
     from plait.data.dataset import Preprocessor
-    from plait.data.synthetic_media import ramp_frames, write_clip
-    from plait.data.synthetic_meld import make_meld
+    from plait.demo.synthetic_media import ramp_frames, write_clip
+    from plait.demo.synthetic_meld import make_meld
 
     make_meld(tmp_path, dialogues=(3, 1, 1), size=16, frames=4)
     clips = sorted((tmp_path / "train_splits").glob("*.mp4"))

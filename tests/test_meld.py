@@ -62,7 +62,7 @@ def test_not_meld_is_a_clear_error(tmp_path):
 def test_generated_meld_has_the_published_layout_and_decodable_clips_with_both_tracks(tmp_path):
     from plait.data.features.audio import AudioFeature, AudioSettings
     from plait.data.features.video import VideoFeature, VideoSettings
-    from plait.data.synthetic_meld import EMOTIONS, SENTIMENT, make_meld
+    from plait.demo.synthetic_meld import EMOTIONS, SENTIMENT, make_meld
 
     make_meld(tmp_path, dialogues=(3, 1, 1), seed=3)
     table = read_meld(str(tmp_path))
@@ -83,7 +83,7 @@ def test_generated_meld_has_the_published_layout_and_decodable_clips_with_both_t
 def test_a_missing_meld_clip_is_a_bad_sample_named_by_file(tmp_path):
     from plait.config import validate
     from plait.data.dataset import Preprocessor
-    from plait.data.synthetic_meld import make_meld
+    from plait.demo.synthetic_meld import make_meld
 
     make_meld(tmp_path, dialogues=(3, 1, 1))
     (tmp_path / "train_splits" / "dia1_utt0.mp4").unlink()
@@ -104,6 +104,6 @@ def test_a_missing_meld_clip_is_a_bad_sample_named_by_file(tmp_path):
 
 
 def test_no_single_cue_determines_the_emotion():
-    from plait.data.synthetic_meld import single_cue_ceiling
+    from plait.demo.synthetic_meld import single_cue_ceiling
 
     assert single_cue_ceiling() == pytest.approx(3 / 8)

@@ -20,8 +20,8 @@ from plait.data.features.numeric import NumericSettings
 from plait.data.features.sequence import SequenceFeature, SequenceSettings
 from plait.data.features.text import Text, TextSettings
 from plait.data.features.video import VideoFeature, VideoSettings
-from plait.data.synthetic import make_demo
-from plait.data.synthetic_media import tone, write_audio, write_clip
+from plait.demo.synthetic import make_demo
+from plait.demo.synthetic_media import tone, write_audio, write_clip
 from plait.report.previews import preview, preview_row
 
 CLIP_COLOURS = [(220, 30, 30), (30, 200, 40), (40, 60, 220), (230, 210, 40), (200, 40, 200)]  # frame i is colour i

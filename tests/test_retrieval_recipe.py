@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from plait.config import validate
-from plait.demo import run_demo
+from plait.demo.runner import run_demo
 from plait.inference.retrieval import build_index, search
 from tests.conftest import ROOT
 

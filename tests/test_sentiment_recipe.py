@@ -6,7 +6,7 @@ import re
 import pytest
 
 from plait.config import load_config
-from plait.data.synthetic_meld import single_cue_ceiling
+from plait.demo.synthetic_meld import single_cue_ceiling
 from tests.conftest import ROOT, run_cli
 
 RECIPE = ROOT / "recipes" / "sentiment_video_audio_text.yaml"

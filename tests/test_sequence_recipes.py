@@ -8,8 +8,8 @@ import yaml
 
 from plait import api
 from plait.config import validate
-from plait.data.synthetic_sequences import PARAMETERS, make_signal_pickles, make_spectra
-from plait.demo import run_demo
+from plait.demo.synthetic_sequences import PARAMETERS, make_signal_pickles, make_spectra
+from plait.demo.runner import run_demo
 from tests.conftest import ROOT
 from tests.test_s3 import aws, bucket, moto  # noqa: F401  (the S3 server and credentials fixtures)
 

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from plait.data.media import read_audio
-from plait.data.synthetic_retrieval import (CLASSES, LABELS, PITCHES, cue_ceiling, make_generated_images,
+from plait.demo.synthetic_retrieval import (CLASSES, LABELS, PITCHES, cue_ceiling, make_generated_images,
                                             make_retrieval)
 
 SAMPLE_RATE = 8000

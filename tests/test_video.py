@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from plait.data.features.video import VideoFeature, VideoSettings, uniform_indices
-from plait.data.synthetic_media import ramp_frames, ramp_value, tone, write_audio, write_clip
+from plait.demo.synthetic_media import ramp_frames, ramp_value, tone, write_audio, write_clip
 from plait.errors import BadSample
 
 

@@ -64,7 +64,7 @@ def demo(
     set_: list[str] = typer.Option([], "--set", help="Override a recipe key, e.g. --set train.epochs=3."),
 ):
     """Generate data in a real layout, train an embedded recipe on it, and show fusion against each input left out."""
-    from plait.demo import run_demo
+    from plait.demo.runner import run_demo
 
     run_demo(folder, rows, set_, recipe)
 

@@ -20,20 +20,20 @@ from typing import Callable
 from plait import api
 from plait.config import apply_overrides, read_yaml, validate
 from plait.console import print_table, say
-from plait.data.synthetic import make_demo
+from plait.demo.synthetic import make_demo
 from plait.evaluation.ablation import Ablation
 from plait.errors import PlaitError
 
 
 def make_sentiment_data(folder: Path, rows: int) -> Path:
-    from plait.data.synthetic_meld import make_meld
+    from plait.demo.synthetic_meld import make_meld
 
     dialogues = max(3, rows // 4)  # 2–5 utterances per dialogue: about 3.5 rows each
     return make_meld(folder, dialogues=(round(dialogues * 0.7), round(dialogues * 0.15), round(dialogues * 0.15)), size=24)
 
 
 def make_caption_data(folder: Path, rows: int) -> Path:
-    from plait.data.synthetic_captions import make_flickr30k
+    from plait.demo.synthetic_captions import make_flickr30k
 
     return make_flickr30k(folder, images=max(20, rows // 5), size=64)  # five captions per image
 
@@ -76,7 +76,7 @@ def show_against_baseline(run_dir: Path, output: str) -> dict[str, dict]:
 
 def make_retrieval_data(folder: Path, rows: int) -> Path:
     """Photos, sounds and descriptions of 8 imbalanced classes, and `generated/<class>/` images for balancing."""
-    from plait.data.synthetic_retrieval import LABELS, make_generated_images, make_retrieval
+    from plait.demo.synthetic_retrieval import LABELS, make_generated_images, make_retrieval
 
     table = make_retrieval(folder, rows=rows)
     make_generated_images(folder / "generated", LABELS, per_class=max(10, rows // 12))
@@ -98,13 +98,13 @@ def show_retrieval(run_dir: Path, output: str) -> dict[str, dict]:
 
 
 def make_signal_data(folder: Path, rows: int) -> Path:
-    from plait.data.synthetic_sequences import make_signal_pickles
+    from plait.demo.synthetic_sequences import make_signal_pickles
 
     return make_signal_pickles(folder, samples=rows)
 
 
 def make_spectra_data(folder: Path, rows: int) -> Path:
-    from plait.data.synthetic_sequences import make_spectra
+    from plait.demo.synthetic_sequences import make_spectra
 
     return make_spectra(folder, samples=rows, length=256)
 

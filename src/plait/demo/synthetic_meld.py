@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from plait.data.meld import CLIP_FOLDERS, CSV_NAMES
-from plait.data.synthetic_media import write_clip
+from plait.demo.synthetic_media import write_clip
 
 EMOTIONS = ["anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise"]
 SENTIMENT = {"anger": "negative", "disgust": "negative", "fear": "negative", "sadness": "negative",

@@ -30,8 +30,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
 
-from plait.data.synthetic import OPENINGS, PLACES
-from plait.data.synthetic_media import tone, write_audio
+from plait.demo.synthetic import OPENINGS, PLACES
+from plait.demo.synthetic_media import tone, write_audio
 
 # class → (colour, shape, words); the class sizes fall off in this order
 CLASSES = {
