@@ -127,7 +127,7 @@ def test_the_decoder_attends_to_image_tokens_and_beam_one_is_greedy(flickr):
     assert model(inputs) == {}  # without targets the decoder is not run: it writes through generate
     greedy = model.generate(inputs, "caption", beam_size=1, max_length=12)
     assert greedy == model.generate(inputs, "caption", beam_size=1, length_penalty=2.0, max_length=12)
-    from plait.inference.generate import greedy as greedy_search
+    from plait.models.search import greedy as greedy_search
 
     head = model.heads["caption"]
     memory = head.memory(model.fusion(vectors), tokens)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from plait.inference.generate import beam_search, generate, greedy
+from plait.models.search import beam_search, generate, greedy
 from plait.models.decoder import CaptionDecoder
 
 PAD, BOS, EOS = 0, 1, 2

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 import plait.components  # noqa: F401  (registers the feature types, encoders, tasks and fusions a run builds)
@@ -18,8 +17,7 @@ from plait.config import Config, load_config
 from plait.data import remote
 from plait.data.cache import FeatureCache
 from plait.data.dataset import SKIP_HINT, EncodedSplit, Preprocessor
-from plait.data.places import RowPlaces
-from plait.data.tables import SPLITS, assign_splits, read_table_at, require_columns, resolve_root
+from plait.data.tables import SPLITS, Data, assign_splits, read_table_at, require_columns, resolve_root
 from plait.errors import PlaitError
 from plait.files import write_atomic
 from plait.models.model import MultimodalModel
@@ -50,17 +48,6 @@ def configure_torch(train_config) -> torch.device:
         raise PlaitError("train.device is cuda but no CUDA device is available")
     use_cuda = train_config.device == "cuda" or (train_config.device == "auto" and torch.cuda.is_available())
     return torch.device("cuda" if use_cuda else "cpu")
-
-
-@dataclass
-class Data:
-    table: pd.DataFrame
-    split_of_row: pd.Series
-    source: str
-    places: RowPlaces  # the file and line each row came from, for messages and skipped.jsonl
-
-    def rows(self, split: str) -> pd.DataFrame:
-        return self.table[self.split_of_row == split]
 
 
 def read_data(config: Config, preprocessor: Preprocessor) -> Data:

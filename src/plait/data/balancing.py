@@ -17,12 +17,12 @@ import pandas as pd
 
 from plait.data.columns import is_missing
 from plait.data.places import RowPlaces, joined
+from plait.data.tables import Data
 from plait.data.features.category import cell_key
 from plait.errors import PlaitError
 
 if TYPE_CHECKING:
     from plait.config import Config
-    from plait.runs import Data
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 LABEL_TYPES = ("category", "embedding")  # outputs whose column holds a class

@@ -3,6 +3,7 @@ image–caption layout) from any fsspec URL into a DataFrame, and divide its row
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 import numpy as np
@@ -22,6 +23,19 @@ SPLIT_NAMES = {
     "test": "test", "testing": "test",
 }
 SPLITS = ("train", "validation", "test")
+
+
+@dataclass
+class Data:
+    """A table as read, the split of each row, where each row came from (for messages), and the table's name."""
+
+    table: pd.DataFrame
+    split_of_row: pd.Series
+    source: str
+    places: RowPlaces  # the file and line each row came from, for messages and skipped.jsonl
+
+    def rows(self, split: str) -> pd.DataFrame:
+        return self.table[self.split_of_row == split]
 
 
 def table_format(url: str, declared: str = "auto") -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from plait.inference.generate import generate
+from plait.models.search import generate
 from plait.models.decoder import CaptionDecoder
 
 

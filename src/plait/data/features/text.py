@@ -16,7 +16,7 @@ import torch
 
 from plait.data.features.base import FeatureType
 from plait.errors import PlaitError
-from plait.models.encoders.pretrained import ALIASES, resolve_pretrained
+from plait.pretrained import ALIASES, resolve_pretrained
 from plait.registry import FEATURES
 from plait.settings.text import TextSettings
 

@@ -18,7 +18,7 @@ from torch import nn
 
 from plait.errors import PlaitError
 from plait.models.encoders.base import Encoder, projection
-from plait.models.encoders.pretrained import load_hf
+from plait.pretrained import load_hf
 from plait.registry import ENCODERS
 from plait.settings.audio import Conv1dConfig, HfAudioConfig
 

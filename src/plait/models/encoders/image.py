@@ -13,7 +13,7 @@ from torch import nn
 
 from plait.errors import PlaitError
 from plait.models.encoders.base import Encoder, grid_tokens
-from plait.models.encoders.pretrained import load_hf
+from plait.pretrained import load_hf
 from plait.registry import ENCODERS
 from plait.settings.image import ARCHS, CnnConfig, HfImageConfig
 

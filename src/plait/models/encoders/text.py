@@ -14,7 +14,7 @@ from torch import nn
 
 from plait.errors import PlaitError
 from plait.models.encoders.base import Encoder, projection
-from plait.models.encoders.pretrained import resolve_pretrained
+from plait.pretrained import resolve_pretrained
 from plait.registry import ENCODERS
 from plait.settings.text import BagConfig, HfConfig, TransformerConfig
 

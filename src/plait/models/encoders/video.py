@@ -20,7 +20,7 @@ from torch import nn
 from plait.errors import PlaitError
 from plait.models.encoders.base import Encoder, projection
 from plait.models.encoders.image import square_or_pair
-from plait.models.encoders.pretrained import load_hf
+from plait.pretrained import load_hf
 from plait.registry import ENCODERS
 from plait.settings.video import Cnn3dConfig, HfVideoConfig, R3d18Config
 
