@@ -12,7 +12,7 @@ from plait.config import Config, config_hash, load_config, save_config, to_dict
 from plait.console import console, print_table, say
 from plait.data.balancing import add_generated_rows, summary as generated_summary
 from plait.data.dataset import write_skipped
-from plait.data.tally import print_tallies
+from plait.data.tally import print_tallies, skipped_line
 from plait.data.columns import is_missing
 from plait.errors import BadSample, MissingValue, PlaitError
 from plait.evaluation.ablation import Ablation, ablate as ablate_inputs
@@ -89,7 +89,7 @@ def _train(config: Config, run_dir, resume: bool, device, world) -> Path:
     skipped = write_skipped(list(splits.values()), run_dir / "skipped.jsonl") if world.is_main else 0
     print_tallies(splits.values())
     if skipped:
-        say(f"[yellow]skipped {skipped} bad row{'s' if skipped != 1 else ''}; see {run_dir / 'skipped.jsonl'}[/yellow]")
+        say(f"[yellow]{skipped_line(skipped, run_dir / 'skipped.jsonl')}[/yellow]")
     say("rows: " + ", ".join(f"{name} {len(split)}" for name, split in splits.items()))
 
     model = MultimodalModel(config, preprocessor.features, preprocessor.tasks).to(device)

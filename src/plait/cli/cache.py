@@ -22,11 +22,12 @@ def cache_build(
     """Decode every split's cached inputs (and frozen encoders' embeddings) now, so training starts warm."""
     from plait import api
     from plait.console import say
+    from plait.data.tally import skipped_line
 
     built = api.build_cache(config, set_, skipped)
     _print_cache(built["namespaces"])
     if built["skipped"]:
-        say(f"[yellow]skipped {built['skipped']} bad row{'s' if built['skipped'] != 1 else ''}; see {built['skipped_file']}[/yellow]")
+        say(f"[yellow]{skipped_line(built['skipped'], built['skipped_file'])}[/yellow]")
 
 
 @cache_app.command("info")

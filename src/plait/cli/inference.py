@@ -34,8 +34,9 @@ def predict(
     result = predict_file(load_run(run_dir, checkpoint.value), input, output, policy, skipped, beam_size=beam_size)
     typer.echo(f"wrote {len(result.table)} predictions to {output}")
     if result.skipped:
-        count = len(result.skipped)
-        typer.echo(f"skipped {count} bad row{'s' if count != 1 else ''}; see {result.skipped_file}", err=True)
+        from plait.data.tally import skipped_line
+
+        typer.echo(skipped_line(len(result.skipped), result.skipped_file), err=True)
 
 
 def index(

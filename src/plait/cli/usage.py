@@ -8,7 +8,6 @@ their shape (a `format_message` and an `exit_code`), so any typer or click versi
 
 from __future__ import annotations
 
-import difflib
 import sys
 
 
@@ -45,8 +44,10 @@ def message_of(error: BaseException, context) -> str:
 
 
 def suggestion(name: str, candidates) -> str:
-    near = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
-    return f"; did you mean {near[0]}?" if near else ""
+    from plait.schema import nearest  # the config's own "did you mean"; imported only when a mistake is shown
+
+    near = nearest(name, candidates)
+    return f"; did you mean {near}?" if near else ""
 
 
 def option_names(context) -> list[str]:

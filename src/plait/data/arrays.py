@@ -189,7 +189,7 @@ def read_pickle_table(url: str) -> pd.DataFrame:
                                  "dict per file (its keys become columns)")
             rows.append({"file": name, **content})
     table = rows_frame(rows)
-    table.attrs["places"] = RowPlaces.of_labels(url, [(join(url, name), "") for name in names])
+    table.attrs["places"] = RowPlaces.of_files(url, [join(url, name) for name in names])
     return table
 
 

@@ -112,7 +112,7 @@ def add_generated_rows(data: Data, config: Config) -> tuple[Data, dict]:
     added[image.column], added[label.column] = paths, labels
     table = pd.concat([data.table, added], ignore_index=True)
     split_of_row = pd.concat([data.split_of_row, pd.Series(["train"] * len(paths))], ignore_index=True)
-    places = joined([(len(data.table), data.places), (len(paths), RowPlaces.of_labels(settings.folder, [(p, "") for p in paths]))],
+    places = joined([(len(data.table), data.places), (len(paths), RowPlaces.of_files(settings.folder, paths))],
                     data.source)
     return dataclasses.replace(data, table=table, split_of_row=split_of_row, places=places), report
 

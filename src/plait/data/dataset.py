@@ -163,7 +163,7 @@ class Preprocessor:
         first bad cell stops with its file, line (or row) and column named, and `skip_hint`; under `skip` the row
         is left out and listed. With a `cache`, inputs that use it are read from it, decoded only on a miss (on
         `workers` threads), and stay on disk."""
-        places = RowPlaces(places) if isinstance(places, str) else places
+        places = RowPlaces.of(places)
         row_numbers = list(range(len(table))) if row_numbers is None else list(row_numbers)
         columns = self.columns if with_targets else dict(self.features)
         if cache is not None:
@@ -172,14 +172,14 @@ class Preprocessor:
                 if isinstance(column, CachedFeature) and workers > 1:
                     column.prefetch([v for v in table[column.spec.column].tolist() if not is_missing(v)], workers)
         encoded = {name: Stacker(column) for name, column in columns.items()}
-        tallies = {name: CellTally() for name in self.features}
+        tallies = {name: CellTally() for name in columns}  # targets too, though only the inputs' are shown
         bad: dict[int, SkippedRow] = {}
         records = table.to_dict("records")
         for position, record in enumerate(progress_bar(records, f"encoding {split}", total=len(records))):
             row = row_numbers[position]
             for name, column in columns.items():
                 cell = self._encode_cell(column, name in self.tasks, record[column.spec.column], row, places,
-                                         on_bad_sample, bad, tallies.get(name, CellTally()), skip_hint)
+                                         on_bad_sample, bad, tallies[name], skip_hint)
                 encoded[name].add(cell)
         keep = [i for i, row in enumerate(row_numbers) if row not in bad]
         stacked = {name: stacker.result(keep) for name, stacker in encoded.items()}
@@ -193,7 +193,7 @@ class Preprocessor:
             targets={name: stacked[name] for name in self.tasks if name in stacked},
             skipped=sorted(bad.values(), key=lambda s: s.row),
             read=len(row_numbers),
-            tallies=tallies,
+            tallies={name: tallies[name] for name in self.features},
             row_info={name: task.row_info(kept_rows) for name, task in self.tasks.items()} if with_targets else {},
         )
 

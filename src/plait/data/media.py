@@ -49,13 +49,8 @@ def open_media(path: str) -> Iterator[av.container.InputContainer]:
     """The file at `path` (local or fsspec URL), opened by FFmpeg."""
     try:
         handle = fsspec.open(path, "rb").open()
-        empty = not handle.read(1)
-        handle.seek(0)
     except OSError as error:
         raise MediaError(short_reason(error)) from None
-    if empty:
-        handle.close()
-        raise MediaError("empty file (0 bytes)")
     try:
         try:
             container = av.open(handle, "r")

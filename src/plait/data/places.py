@@ -24,7 +24,7 @@ class Segment:
 
     start: int  # the first table position this segment holds
     file: str
-    kind: str = "row"  # csv | jsonl (a line number), row (a row number in the file), file (the file is the row), labels
+    kind: str = "row"  # csv | jsonl (a line number), row (a row number in the file), labels (a place per row)
     labels: list[tuple[str, str]] | None = None  # kind labels: (file, place) per row
     separator: str = ","
     lines: list[int] | None = field(default=None, repr=False)  # counted on the first question
@@ -32,8 +32,6 @@ class Segment:
     def place(self, offset: int) -> tuple[str, str]:
         if self.kind == "labels":
             return self.labels[offset]
-        if self.kind == "file":
-            return self.file, ""
         if self.kind in LINE_KINDS:
             lines = self.line_numbers()
             if offset < len(lines):
@@ -89,6 +87,16 @@ class RowPlaces:
     @classmethod
     def of_labels(cls, source: str, labels: list[tuple[str, str]]) -> "RowPlaces":
         return cls(source, [Segment(0, source, "labels", labels=labels)])
+
+    @classmethod
+    def of_files(cls, source: str, paths: list[str]) -> "RowPlaces":
+        """One row per file (a folder of photos or pickles): the file is the place."""
+        return cls.of_labels(source, [(str(path), "") for path in paths])
+
+    @classmethod
+    def of(cls, places: "RowPlaces | str") -> "RowPlaces":
+        """`places` as they are, or a table's name whose rows are `row N`."""
+        return cls(places) if isinstance(places, str) else places
 
     def place(self, position: int) -> tuple[str, str]:
         segment = self.segments[max(bisect_right(self.starts, position) - 1, 0)]

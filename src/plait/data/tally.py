@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from plait.console import print_table
+
 
 @dataclass
 class CellTally:
@@ -26,9 +28,6 @@ class CellTally:
             return "0"
         return f"{count:,} ({', '.join(f'{reason} {n:,}' if len(self.missing) > 1 else reason for reason, n in self.missing.most_common())})"
 
-    def to_json(self) -> dict:
-        return {"decoded": self.decoded, "from_cache": self.from_cache, "missing": dict(self.missing), "bad": self.bad}
-
 
 TALLY_COLUMNS = ["split", "input", "rows", "decoded", "from cache", "missing", "bad", "rows skipped"]
 
@@ -47,8 +46,11 @@ def tally_rows(splits) -> list[list]:
 
 def print_tallies(splits) -> None:
     """The table of what became of every input's cells, on stderr."""
-    from plait.console import print_table
-
     shown = [split for split in splits if split.tallies]
     if shown:
         print_table("cells per input (decoded + from cache + missing + bad = rows)", TALLY_COLUMNS, tally_rows(shown))
+
+
+def skipped_line(count: int, listed) -> str:
+    """`skipped 3 bad rows; see FILE`: what every command that skips rows says."""
+    return f"skipped {count} bad row{'s' if count != 1 else ''}; see {listed}"

@@ -64,7 +64,7 @@ def predict_encoded_rows(run: TrainedRun, encoded: EncodedSplit, **generation) -
 def encode_rows(run: TrainedRun, table: pd.DataFrame, places: RowPlaces | str, on_bad_sample: str | None = None,
                 skip_hint: str = PREDICT_SKIP_HINT) -> EncodedSplit:
     """New rows' inputs, encoded with the run's preprocessing (no targets needed)."""
-    places = RowPlaces(places) if isinstance(places, str) else places
+    places = RowPlaces.of(places)
     require_columns(table, run.preprocessor.required_columns(with_targets=False), places.source)
     policy = on_bad_sample or run.config.data.on_bad_sample
     return run.preprocessor.encode(table, "predict", places, policy, with_targets=False, skip_hint=skip_hint)
@@ -75,7 +75,7 @@ def read_rows(run: TrainedRun, input_path: str) -> tuple[pd.DataFrame, RowPlaces
     folder, the run's one file input holding its path; and where each row is."""
     if os.path.isdir(input_path):
         paths = folder_files(input_path)
-        return files_table(run, paths), RowPlaces.of_labels(input_path, [(path, "") for path in paths])
+        return files_table(run, paths), RowPlaces.of_files(input_path, paths)
     table, places = read_table_at(input_path)
     for feature in run.preprocessor.features.values():
         feature.base_dir = resolve_root(input_path, None)
@@ -114,7 +114,7 @@ def predict_paths(run: TrainedRun, paths: list[str], on_bad_sample: str | None =
     if missing:
         raise PlaitError(f"{missing[0]}: no such file")
     table = files_table(run, paths)
-    result = predict_table(run, table, RowPlaces.of_labels("the given files", [(path, "") for path in paths]),
+    result = predict_table(run, table, RowPlaces.of_files("the given files", paths),
                            on_bad_sample, **generation)
     return with_paths(run, table, result)
 

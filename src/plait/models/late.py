@@ -10,7 +10,6 @@ modality is absent. Besides the combined output's loss, each input's own predict
 
 from __future__ import annotations
 
-
 import torch
 from torch import nn
 

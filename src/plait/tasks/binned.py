@@ -13,7 +13,6 @@ compare the predicted bin's centre with the true continuous value rather than wi
 
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 from torch import nn

@@ -20,13 +20,13 @@ class FeatureType(Column):
 
     Settings: ClassVar[type[InputBase]] = InputBase  # its keys, declared in `plait/settings/` (no torch there)
     default_encoder: ClassVar[str] = ""  # encoder used when the config names none: the settings' own
+    cache_by_default: ClassVar[bool] = False  # store encoded cells in the preprocessing cache unless `cache: false`
+    cache_keys: ClassVar[tuple[str, ...]] = ()  # the settings that change what `encode` returns
+    cache_version: ClassVar[int] = 1  # bump when `encode` changes, so old cache entries stop matching
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         cls.default_encoder = getattr(cls.Settings, "default_encoder", "")
-    cache_by_default: ClassVar[bool] = False  # store encoded cells in the preprocessing cache unless `cache: false`
-    cache_keys: ClassVar[tuple[str, ...]] = ()  # the settings that change what `encode` returns
-    cache_version: ClassVar[int] = 1  # bump when `encode` changes, so old cache entries stop matching
 
     def fingerprint(self, value) -> str:
         """The cache key of a cell's content."""

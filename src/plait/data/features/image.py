@@ -8,7 +8,6 @@ Encoders read the fitted feature's `channels` (3 or 1) and `size` (height, width
 
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError

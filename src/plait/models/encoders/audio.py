@@ -11,7 +11,6 @@ close but not the same, so expect to fine-tune rather than freeze it.
 
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 from torch import nn

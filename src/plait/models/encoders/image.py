@@ -8,7 +8,6 @@ model, set the input's `mean` / `std` to the ones the model was trained with.
 
 from __future__ import annotations
 
-
 from torch import nn
 
 from plait.errors import PlaitError

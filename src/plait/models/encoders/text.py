@@ -8,7 +8,6 @@ as a zero vector, never NaN; the model puts its learned 'missing' embedding ther
 
 from __future__ import annotations
 
-
 import torch
 from torch import nn
 
