@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from plait.data.features.base import FileFeature
+from plait.data.features.pixels import PixelFeature
 from plait.errors import BadSample
 from plait.registry import FEATURES
 from plait.settings.image import ImageSettings
@@ -33,7 +33,7 @@ def short_reason(error: Exception) -> str:
 
 
 @FEATURES.register("image")
-class ImageFeature(FileFeature):
+class ImageFeature(PixelFeature):
     Settings = ImageSettings
     cache_by_default = True
     cache_keys = ("size", "mode")
@@ -41,8 +41,6 @@ class ImageFeature(FileFeature):
     def __init__(self, spec: ImageSettings, base_dir="."):
         super().__init__(spec, base_dir)
         self.channels = 3 if spec.mode == "RGB" else 1
-        self.size: tuple[int, int] = (spec.size, spec.size) if isinstance(spec.size, int) else tuple(spec.size)
-        self._augment = None  # the kornia pipeline, built on first use
 
     def encode(self, value):
         path = self.locate(value)
@@ -62,37 +60,5 @@ class ImageFeature(FileFeature):
     def empty(self):
         return torch.zeros((self.channels, *self.size), dtype=torch.uint8)
 
-    def augmentation(self):
-        """The kornia pipeline for training batches, or None when every augmentation is off."""
-        settings = self.spec.augment
-        if not settings.active:
-            return None
-        if self._augment is None:
-            import kornia.augmentation as K
-
-            steps = []
-            if settings.crop_scale:
-                steps.append(K.RandomResizedCrop(self.size, scale=tuple(settings.crop_scale), p=1.0))
-            if settings.hflip:
-                steps.append(K.RandomHorizontalFlip(p=settings.hflip))
-            if settings.vflip:
-                steps.append(K.RandomVerticalFlip(p=settings.vflip))
-            if settings.rotate:
-                steps.append(K.RandomRotation(settings.rotate, p=1.0))
-            if settings.color_jitter:
-                jitter = settings.color_jitter
-                steps.append(K.ColorJitter(jitter, jitter, jitter if self.channels == 3 else 0.0, 0.0, p=1.0))
-            self._augment = K.AugmentationSequential(*steps)
-        return self._augment
-
-    def prepare(self, batch, training):
-        """uint8 → float in [0, 1]; augment when training (random draws come from torch's global RNG, so a
-        restored RNG state repeats them); normalise."""
-        images = batch["value"].float() / 255.0
-        augment = self.augmentation() if training else None
-        if augment is not None:
-            images = augment(images)
-        shape = (1, -1, 1, 1)
-        mean = torch.as_tensor(self.spec.mean, dtype=images.dtype, device=images.device).reshape(shape)
-        std = torch.as_tensor(self.spec.std, dtype=images.dtype, device=images.device).reshape(shape)
-        return {**batch, "value": (images - mean) / std}
+    def sequential(self, K, steps):
+        return K.AugmentationSequential(*steps)

@@ -17,10 +17,11 @@ import numpy as np
 import torch
 
 from plait.data import media
-from plait.data.features.base import FileFeature
+from plait.data.features.pixels import PixelFeature
 from plait.errors import BadSample
 from plait.registry import FEATURES
 from plait.settings.video import VideoSettings
+
 
 def uniform_indices(total: int, count: int) -> list[int]:
     """`count` frame indices spread evenly over `total` frames (the middle of each of `count` equal parts);
@@ -31,7 +32,7 @@ def uniform_indices(total: int, count: int) -> list[int]:
 
 
 @FEATURES.register("video")
-class VideoFeature(FileFeature):
+class VideoFeature(PixelFeature):
     Settings = VideoSettings
     cache_by_default: ClassVar[bool] = True
     cache_keys: ClassVar[tuple[str, ...]] = ("frames", "sampling", "fps", "size")
@@ -40,8 +41,6 @@ class VideoFeature(FileFeature):
         super().__init__(spec, base_dir)
         self.channels = 3
         self.frames: int = spec.frames
-        self.size: tuple[int, int] = (spec.size, spec.size) if isinstance(spec.size, int) else tuple(spec.size)
-        self._augment = None  # the kornia pipeline, built on first use
 
     def decode(self, path: str) -> np.ndarray:
         """The sampled frames of the clip at `path`: RGB uint8 [n, H, W, 3], n <= `frames`."""
@@ -70,37 +69,15 @@ class VideoFeature(FileFeature):
             "length": torch.tensor(0, dtype=torch.int64),
         }
 
-    def augmentation(self):
-        """The kornia pipeline for training batches, or None when every augmentation is off."""
-        settings = self.spec.augment
-        if not settings.active:
-            return None
-        if self._augment is None:
-            import kornia.augmentation as K
-
-            steps = []
-            if settings.crop_scale:
-                steps.append(K.RandomResizedCrop(self.size, scale=tuple(settings.crop_scale), p=1.0))
-            if settings.hflip:
-                steps.append(K.RandomHorizontalFlip(p=settings.hflip))
-            if settings.color_jitter:
-                jitter = settings.color_jitter
-                steps.append(K.ColorJitter(jitter, jitter, jitter, 0.0, p=1.0))
-            self._augment = K.VideoSequential(*steps, data_format="BCTHW", same_on_frame=True)
-        return self._augment
+    def sequential(self, K, steps):
+        return K.VideoSequential(*steps, data_format="BCTHW", same_on_frame=True)
 
     def prepare(self, batch, training):
-        """uint8 → float in [0, 1]; augment when training (random draws come from torch's global RNG); normalise;
-        padded frames back to 0, so they carry no signal whatever the mean."""
-        clips = batch["value"].float() / 255.0
-        augment = self.augmentation() if training else None
-        if augment is not None:
-            clips = augment(clips)
-        shape = (1, -1, 1, 1, 1)
-        mean = torch.as_tensor(self.spec.mean, dtype=clips.dtype, device=clips.device).reshape(shape)
-        std = torch.as_tensor(self.spec.std, dtype=clips.dtype, device=clips.device).reshape(shape)
-        clips = (clips - mean) / std
-        if "length" in batch:
-            real = torch.arange(clips.shape[2], device=clips.device) < batch["length"].to(clips.device)[:, None]
-            clips = clips * real[:, None, :, None, None]
-        return {**batch, "value": clips}
+        """As for images (see `PixelFeature`), then padded frames back to 0, so they carry no signal whatever the
+        mean."""
+        batch = super().prepare(batch, training)
+        if "length" not in batch:
+            return batch
+        clips = batch["value"]
+        real = torch.arange(clips.shape[2], device=clips.device) < batch["length"].to(clips.device)[:, None]
+        return {**batch, "value": clips * real[:, None, :, None, None]}
