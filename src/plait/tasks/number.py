@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torchmetrics.functional import mean_absolute_error, mean_squared_error, r2_score, spearman_corrcoef
 
-from plait.data.features.numeric import parse_number, standard_scaling
+from plait.data.features.numeric import Standardised
 from plait.registry import TASKS
 from plait.tasks.base import TaskType
 from plait.settings.outputs import NumberOutput
@@ -22,27 +24,13 @@ def pearson(guess: torch.Tensor, truth: torch.Tensor) -> float:
 
 
 @TASKS.register("number")
-class NumberTask(TaskType):
+class NumberTask(Standardised, TaskType):
     Settings = NumberOutput
     main_metric = "rmse"
-    higher_is_better = False
-
-    def __init__(self, spec, base_dir="."):
-        super().__init__(spec, base_dir)
-        self.mean, self.std = 0.0, 1.0
-
-    def fit(self, values):
-        if self.spec.normalize == "standard":
-            self.mean, self.std = standard_scaling(values)
-
-    def state_dict(self):
-        return {"mean": self.mean, "std": self.std}
-
-    def load_state_dict(self, state):
-        self.mean, self.std = state["mean"], state["std"]
+    metric_modes: ClassVar[dict[str, str]] = {"mae": "min", "rmse": "min", "r2": "max", "spearman": "max", "pearson": "max"}
 
     def encode(self, value):
-        return torch.tensor((parse_number(value) - self.mean) / self.std, dtype=torch.float32)
+        return torch.tensor(self.standardise(value), dtype=torch.float32)
 
     def empty(self):
         return torch.tensor(0.0)

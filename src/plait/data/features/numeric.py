@@ -43,13 +43,12 @@ def standard_scaling(values) -> tuple[float, float]:
     return float(column.mean()), float(column.std(unbiased=False)) or 1.0
 
 
-@FEATURES.register("numeric")
-class Numeric(FeatureType):
-    Settings = NumericSettings
+class Standardised:
+    """A column of numbers standardised with the training split's mean and standard deviation when its settings
+    say `normalize: standard`: the `numeric` input and the `number` output."""
 
-    def __init__(self, spec, base_dir="."):
-        super().__init__(spec, base_dir)
-        self.mean, self.std = 0.0, 1.0
+    mean: float = 0.0
+    std: float = 1.0
 
     def fit(self, values):
         if self.spec.normalize == "standard":
@@ -61,8 +60,17 @@ class Numeric(FeatureType):
     def load_state_dict(self, state):
         self.mean, self.std = state["mean"], state["std"]
 
+    def standardise(self, value) -> float:
+        """A cell → its number on the standardised scale; BadSample when it is not a finite number."""
+        return (parse_number(value) - self.mean) / self.std
+
+
+@FEATURES.register("numeric")
+class Numeric(Standardised, FeatureType):
+    Settings = NumericSettings
+
     def encode(self, value):
-        return torch.tensor([(parse_number(value) - self.mean) / self.std], dtype=torch.float32)
+        return torch.tensor([self.standardise(value)], dtype=torch.float32)
 
     def empty(self):
         return torch.zeros(1)
