@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torchmetrics.functional.classification import multiclass_accuracy, multiclass_confusion_matrix, multiclass_f1_score
 
-from plait.data.features.category import cell_key
+from plait.data.features.category import cell_key, label_counts, sorted_labels
 from plait.errors import BadSample
 from plait.registry import TASKS
 from plait.tasks.base import TaskType
@@ -20,7 +20,7 @@ from plait.settings.outputs import CategoryOutput
 class CategoryTask(TaskType):
     Settings = CategoryOutput
     main_metric = "accuracy"
-    higher_is_better = True
+    metric_modes: ClassVar[dict[str, str]] = {"accuracy": "max", "macro_f1": "max", "weighted_f1": "max"}
 
     def __init__(self, spec, base_dir="."):
         super().__init__(spec, base_dir)
@@ -28,8 +28,8 @@ class CategoryTask(TaskType):
         self.weights: list[float] | None = None
 
     def fit(self, values):
-        counts = Counter(cell_key(v) for v in values)
-        self.labels = sorted(counts)
+        counts = label_counts(values)
+        self.labels = sorted_labels(counts)
         weights = self.spec.class_weights
         if weights == "balanced":
             self.weights = [len(values) / (len(counts) * counts[label]) for label in self.labels]

@@ -11,13 +11,13 @@ neighbours among the other rows of the split (leave-one-out) and reports Precisi
 from __future__ import annotations
 
 import inspect
-from collections import Counter
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from plait.data.features.category import cell_key
+from plait.data.features.category import cell_key, label_counts, sorted_labels
 from plait.errors import PlaitError
 from plait.models.fusion import mlp
 from plait.registry import TASKS
@@ -50,7 +50,7 @@ class EmbeddingHead(nn.Module):
 class EmbeddingTask(TaskType):
     Settings = EmbeddingOutput
     main_metric = "precision_at_1"
-    higher_is_better = True
+    metric_modes: ClassVar[dict[str, str]] = {"precision_at_1": "max", "recall_at_*": "max", "map_at_r": "max"}
 
     def __init__(self, spec, base_dir="."):
         super().__init__(spec, base_dir)
@@ -60,7 +60,7 @@ class EmbeddingTask(TaskType):
 
     # ── the class column ──────────────────────────────────────────────────────────────────────────
     def fit(self, values):
-        self.labels = sorted(Counter(cell_key(v) for v in values))
+        self.labels = sorted_labels(label_counts(values))
         self._index = {label: i for i, label in enumerate(self.labels)}
 
     def state_dict(self):

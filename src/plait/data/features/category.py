@@ -23,6 +23,17 @@ def cell_key(value) -> str:
     return str(value).strip()
 
 
+def label_counts(values) -> Counter:
+    """How often each label (a cell as `cell_key` reads it) occurs."""
+    return Counter(cell_key(v) for v in values)
+
+
+def sorted_labels(counts: Counter, max_size: int | None = None, min_count: int = 1) -> list[str]:
+    """The vocabulary learned from `counts`, in sorted order: the `max_size` most frequent labels (all when None)
+    that occur at least `min_count` times."""
+    return sorted(label for label, n in counts.most_common(max_size) if n >= min_count)
+
+
 @FEATURES.register("category")
 class Category(FeatureType):
     Settings = CategorySettings
@@ -33,9 +44,8 @@ class Category(FeatureType):
         self.index: dict[str, int] = {UNKNOWN: 0}
 
     def fit(self, values):
-        counts = Counter(cell_key(v) for v in values)
-        kept = [v for v, n in counts.most_common(self.spec.max_size) if n >= self.spec.min_count]
-        self.load_state_dict({"vocabulary": [UNKNOWN] + sorted(kept)})
+        kept = sorted_labels(label_counts(values), self.spec.max_size, self.spec.min_count)
+        self.load_state_dict({"vocabulary": [UNKNOWN] + kept})
 
     def state_dict(self):
         return {"vocabulary": self.vocabulary}
