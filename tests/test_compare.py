@@ -8,9 +8,14 @@ from pathlib import Path
 import pytest
 
 from plait import api
-from plait.compare import compare_metrics, compare_runs, flatten, run_names
-from plait.config import validate
+from plait.compare import compare_metrics, compare_runs, higher_is_better, run_names
+from plait.config import flatten, validate
 from plait.errors import PlaitError
+from plait.tasks.binned import BinnedTask
+from plait.tasks.caption import CaptionTask
+from plait.tasks.category import CategoryTask
+from plait.tasks.embedding import EmbeddingTask
+from plait.tasks.number import NumberTask
 from plait.training.tracking import read_metrics
 from tests.conftest import run_cli_here, tabular_config, tabular_rows
 
@@ -60,11 +65,23 @@ def test_metrics_are_the_runs_final_test_metrics_with_the_best_marked(runs, comp
 
 def test_best_is_the_lowest_loss_and_the_highest_accuracy():
     compared = compare_metrics({"a": {"loss": 0.5, "label.accuracy": 0.9, "similar.precision_at_1": 0.2, "note": "x"},
-                                "b": {"loss": 0.3, "label.accuracy": 0.8, "similar.precision_at_1": 0.4}})
+                                "b": {"loss": 0.3, "label.accuracy": 0.8, "similar.precision_at_1": 0.4}},
+                               {"label": CategoryTask, "similar": EmbeddingTask})
     assert compared["loss"]["best"] == ["b"] and not compared["loss"]["higher_is_better"]
     assert compared["label.accuracy"]["best"] == ["a"] and compared["label.accuracy"]["higher_is_better"]
     assert compared["similar.precision_at_1"]["best"] == ["b"]
     assert compared["note"] == {"values": {"a": "x"}, "higher_is_better": False, "best": []}
+
+
+def test_each_task_type_says_which_way_its_metrics_are_better():
+    tasks = {"label": CategoryTask, "level": BinnedTask, "target": NumberTask, "similar": EmbeddingTask, "caption": CaptionTask}
+    higher = ["label.accuracy", "label.macro_f1", "label.weighted_f1", "level.accuracy", "level.within_one", "target.r2",
+              "target.spearman", "target.pearson", "validation.similar.precision_at_1", "similar.recall_at_5",
+              "similar.vs_train.map_at_r", "test.caption.bleu4", "caption.cider"]
+    lower = ["loss", "test.loss", "label.loss", "level.mae", "level.rmse", "target.mae", "target.rmse",
+             "similar.loss", "caption.perplexity", "caption.loss", "note"]
+    assert [key for key in higher if not higher_is_better(key, tasks)] == []
+    assert [key for key in lower if higher_is_better(key, tasks)] == []
 
 
 def test_run_summaries_come_from_the_metrics_history(runs, compared):

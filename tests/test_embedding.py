@@ -180,9 +180,10 @@ def test_cli_index_search_and_embed(embedding_run, tmp_path):
 
 
 def test_retrieval_metrics_are_maximised_when_monitored():
+    from plait.tasks.embedding import EmbeddingTask
     from plait.training.trainer import resolve_monitor
 
-    tasks = {"similar": None}
+    tasks = {"similar": EmbeddingTask}
     for metric in ("precision_at_1", "recall_at_5", "map_at_r"):
         assert resolve_monitor(f"validation.similar.{metric}", "auto", tasks, True)[1] == "max"
     assert resolve_monitor("validation.similar.loss", "auto", tasks, True)[1] == "min"

@@ -8,12 +8,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import plait.components  # noqa: F401  (registers the task types that say which way each metric is better)
 from plait.config import flatten, load_config, to_dict
 from plait.errors import PlaitError
 from plait.evaluation.plots import _save, curve_plot, plt  # pyplot, on the Agg backend plots selects
+from plait.registry import TASKS
 from plait.training.history import metric_keys, per_epoch, training_summary
 from plait.training.tracking import read_metrics
-from plait.training.trainer import higher_is_better
 
 
 def compare_runs(folders: list[str | Path], split: str = "test", output: str | Path | None = None) -> dict:
@@ -31,12 +32,14 @@ def compare_runs(folders: list[str | Path], split: str = "test", output: str | P
     configs = {name: to_dict(load_config(folder / "config.yaml")) for name, folder in zip(names, folders)}
     histories = {name: read_metrics(folder) for name, folder in zip(names, folders)}
     finals = {name: final_metrics(folder, split) for name, folder in zip(names, folders)}
+    tasks = {name: task_types(config) for name, config in configs.items()}
     runs = [{"name": name, "folder": str(folder.resolve()), "split": finals[name][0],
-             **training_summary(configs[name], histories[name])} for name, folder in zip(names, folders)]
+             **training_summary(configs[name], histories[name], tasks[name])} for name, folder in zip(names, folders)]
+    every_task = {output: task for run_tasks in tasks.values() for output, task in run_tasks.items()}
     return {
         "runs": runs,
         "config_differences": config_differences({name: flatten(config) for name, config in configs.items()}),
-        "metrics": compare_metrics({name: metrics for name, (_, metrics) in finals.items()}),
+        "metrics": compare_metrics({name: metrics for name, (_, metrics) in finals.items()}, every_task),
         "plots": comparison_plots(histories, Path(output)) if output is not None else [],
     }
 
@@ -52,6 +55,11 @@ def run_names(folders: list[Path]) -> list[str]:
         seen[name] += 1
         unique.append(name if counts[name] == 1 or seen[name] == 1 else f"{name} ({seen[name]})")
     return unique
+
+
+def task_types(config: dict) -> dict[str, type]:
+    """Output → its task type (the class, which says which way each of its metrics is better)."""
+    return {output["name"]: TASKS.get_or_fail(output["type"]) for output in config["outputs"]}
 
 
 # ── configs ──────────────────────────────────────────────────────────────────────────────────────
@@ -78,19 +86,28 @@ def final_metrics(folder: Path, split: str) -> tuple[str | None, dict]:
     return None, {}
 
 
-def compare_metrics(metrics_by_run: dict[str, dict]) -> dict[str, dict]:
+def compare_metrics(metrics_by_run: dict[str, dict], tasks: dict[str, type]) -> dict[str, dict]:
     """{metric: {"values": {run: value}, "higher_is_better", "best": [runs]}} over the union of the runs' metrics;
-    `best` holds every run that ties for the best value, and is empty for a metric that is not a number."""
+    `best` holds every run that ties for the best value, and is empty for a metric that is not a number. `tasks`:
+    output → its task type."""
     keys = dict.fromkeys(key for metrics in metrics_by_run.values() for key in metrics)
     compared = {}
     for key in keys:
         values = {name: metrics[key] for name, metrics in metrics_by_run.items() if key in metrics}
         numbers = {name: value for name, value in values.items() if isinstance(value, (int, float)) and not isinstance(value, bool)}
-        higher = higher_is_better(key)
+        higher = higher_is_better(key, tasks)
         best_value = (max if higher else min)(numbers.values(), default=None)
         best = [name for name, value in numbers.items() if value == best_value]
         compared[key] = {"values": values, "higher_is_better": higher, "best": best}
     return compared
+
+
+def higher_is_better(key: str, tasks: dict[str, type]) -> bool:
+    """Whether a larger value of a saved metric (`label.accuracy`, `validation.similar.vs_train.recall_at_5`) is
+    better, as the task type of the output it names says; a loss, or a key that names no output, is better lower."""
+    *path, metric = key.split(".")
+    task = next((tasks[part] for part in path if part in tasks), None)
+    return task is not None and task.metric_mode(metric) == "max"
 
 
 # ── curves ───────────────────────────────────────────────────────────────────────────────────────

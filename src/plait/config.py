@@ -158,7 +158,7 @@ class TrainConfig(Section):
     validate_every_epochs: int = Field(1, ge=1, description="Evaluate on the validation split every this many epochs (and after the last).")
     checkpoint_every_steps: int | None = Field(None, ge=1, description="Also save `checkpoints/last` every this many optimizer steps (always at each epoch end).")
     monitor: str = Field("auto", description="Metric that picks the best checkpoint, drives `plateau` and early stopping, e.g. `validation.label.accuracy`. `auto`: `validation.loss`.")
-    monitor_mode: Literal["auto", "min", "max"] = Field("auto", description="Whether a lower or higher monitored value is better; `auto` infers it from the metric's name.")
+    monitor_mode: Literal["auto", "min", "max"] = Field("auto", description="Whether a lower or higher monitored value is better; `auto`: lower for a loss, else as the output's task type says for that metric.")
     early_stopping_patience: int | None = Field(None, ge=1, description="Stop after this many validations without improvement of the monitored metric.")
     log_every_steps: int = Field(50, ge=1, description="Write training loss and rate to metrics.jsonl and TensorBoard every this many steps.")
     sampler: SamplerConfig = Field(default_factory=SamplerConfig, description="The order of the training rows in each epoch.")

@@ -71,5 +71,5 @@ def ablate(evaluate, inputs: list[str], tasks: dict, split: str, fused: dict[str
     for name, drop in progress_bar(list(chosen.items()), f"ablation ({split})", total=len(chosen)):
         metrics[name] = fused if (name == "fused" and fused is not None) else evaluate(drop)
     main = {output: f"{output}.{task.main_metric}" for output, task in tasks.items()}
-    higher = {output: bool(task.higher_is_better) for output, task in tasks.items()}
+    higher = {output: task.metric_mode(task.main_metric) == "max" for output, task in tasks.items()}
     return Ablation(split, main, higher, {name: sorted(drop) for name, drop in chosen.items()}, metrics)

@@ -29,7 +29,7 @@ def summary(report) -> str:
         key = f"{name}.{task.main_metric}"
         if key in shown:
             cards.append((number(shown[key]), f"{name} · {task.main_metric} ({split})"))
-    trained = training_summary(to_dict(run.config), read_metrics(run.folder))
+    trained = training_summary(to_dict(run.config), read_metrics(run.folder), run.preprocessor.tasks)
     cards.append((str(trained["epochs"]), "epochs trained"))
     if trained["best_monitored"] is not None:
         cards.append((number(trained["best_monitored"]), f"best {trained['monitor']} (picks the checkpoint)"))

@@ -7,6 +7,7 @@ teacher forcing and evaluated by generating (see `evaluation/evaluate.py`).
 
 from __future__ import annotations
 
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import ClassVar
 
@@ -20,13 +21,20 @@ from plait.schema import OutputBase
 
 class TaskType(Column):
     Settings: ClassVar[type[OutputBase]] = OutputBase
-    main_metric: ClassVar[str] = "loss"  # what `train.monitor: auto` watches for this output
-    higher_is_better: ClassVar[bool] = False
+    main_metric: ClassVar[str] = "loss"  # the headline metric: the report's summary card, what ablation compares
+    # each metric `metrics` reports (a name or an fnmatch pattern) → "max" or "min", whichever way is better
+    metric_modes: ClassVar[dict[str, str]] = {}
     generates: ClassVar[bool] = False  # evaluated and predicted by generating sequences (captions): the settings' own
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         cls.generates = cls.Settings.generates
+
+    @classmethod
+    def metric_mode(cls, metric: str) -> str:
+        """"max" when a larger value of `metric` is better, "min" when a smaller one is: as `metric_modes` says, and
+        "min" for `loss` and any name it does not hold."""
+        return next((mode for pattern, mode in cls.metric_modes.items() if fnmatchcase(metric, pattern)), "min")
 
     def build_head(self, in_dim: int, input_dims: dict[str, int]) -> nn.Module:
         """The layer(s) from the fused representation (`in_dim` wide) to this output's raw prediction. A generating

@@ -13,6 +13,8 @@ compare the predicted bin's centre with the true continuous value rather than wi
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import torch
 from torch import nn
@@ -60,7 +62,7 @@ def bin_centre(index, bins: int, low: float, high: float):
 class BinnedTask(TaskType):
     Settings = BinnedOutput
     main_metric = "accuracy"
-    higher_is_better = True
+    metric_modes: ClassVar[dict[str, str]] = {"accuracy": "max", "within_one": "max", "mae": "min", "rmse": "min"}
 
     def __init__(self, spec, base_dir="."):
         super().__init__(spec, base_dir)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +32,7 @@ IGNORED = -100  # label of a position left out of the loss (padding, a row witho
 class CaptionTask(TaskType):
     Settings = CaptionOutput
     main_metric = "cider"
-    higher_is_better = True
+    metric_modes: ClassVar[dict[str, str]] = {"perplexity": "min", "bleu[1-4]": "max", "cider": "max"}
 
     def __init__(self, spec: CaptionOutput, base_dir="."):
         super().__init__(spec, base_dir)

@@ -16,12 +16,11 @@ def metric_keys(records: list[dict]) -> set[str]:
     return {key for record in records for key in record if key.startswith("validation.") and not key.endswith("loss")}
 
 
-def training_summary(config: dict, records: list[dict]) -> dict:
+def training_summary(config: dict, records: list[dict], tasks: dict) -> dict:
     """Epochs trained, the monitored metric with its best value, and the wall time between the first and the last
-    record of metrics.jsonl."""
+    record of metrics.jsonl. `tasks`: output → its task type (class or instance), which says which way is best."""
     has_validation = any(key.startswith("validation.") for record in records for key in record)
     train = config["train"]
-    tasks = {output["name"]: None for output in config["outputs"]}
     monitor, mode = resolve_monitor(train["monitor"], train["monitor_mode"], tasks, has_validation)
     # without validation the trainer monitors each epoch's mean training loss, logged as train.epoch_loss
     values = [value for _, value in per_epoch(records, "train.epoch_loss" if monitor == "train.loss" else monitor)]

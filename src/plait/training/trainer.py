@@ -25,8 +25,6 @@ from plait.training.optim import Schedule, build_optimizer
 from plait.training.precision import autocast, grad_scaler, to_channels_last
 from plait.training.sampler import make_sampler
 
-HIGHER_IS_BETTER = ("accuracy", "f1", "r2", "spearman", "pearson", "precision", "recall", "map", "bleu", "cider")
-
 
 @dataclass
 class Progress:
@@ -40,13 +38,9 @@ class Progress:
     stopped_early: bool = False
 
 
-def higher_is_better(metric: str) -> bool:
-    """Whether a larger value of a metric is better, by its name's last part (`validation.label.accuracy`: yes,
-    `target.mae`: no); `precision_at_1`, `map_at_r`: by what comes before `_at_`."""
-    return metric.split(".")[-1].split("_at_")[0].endswith(HIGHER_IS_BETTER)
-
-
 def resolve_monitor(name: str, mode: str, tasks: dict, has_validation: bool, key: str = "train.monitor") -> tuple[str, str]:
+    """The monitored name (`auto`: `validation.loss`; `train.loss` without a validation split) and its mode (`auto`:
+    the way the output's task type says its metric is better). `tasks`: output → its task type (class or instance)."""
     name = name if name != "auto" else "validation.loss"
     if not has_validation:
         name = "train.loss"
@@ -54,8 +48,14 @@ def resolve_monitor(name: str, mode: str, tasks: dict, has_validation: bool, key
     if parts[0] not in ("validation", "train") or (len(parts) == 3 and parts[1] not in tasks) or len(parts) not in (2, 3):
         raise PlaitError(f"{key}: {name!r} is not validation.loss or validation.OUTPUT.METRIC (outputs: {', '.join(tasks)})")
     if mode == "auto":
-        mode = "max" if higher_is_better(name) else "min"
+        mode = monitor_mode(name, tasks)
     return name, mode
+
+
+def monitor_mode(name: str, tasks: dict) -> str:
+    """"min" for a loss (`validation.loss`), else as OUTPUT's task type says for `validation.OUTPUT.METRIC`."""
+    _, *output, metric = name.split(".")
+    return tasks[output[0]].metric_mode(metric) if output else "min"
 
 
 class Trainer:
