@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from plait.errors import PlaitError
@@ -29,14 +28,3 @@ def resolve_pretrained(path: str) -> str:
         )
     return str(folder.resolve())
 
-
-def load_hf(path: str, model_class, model_types: set[str], overrides: dict, wanted: str | None = None):
-    """A transformers model from a local folder whose config.json names one of `model_types`."""
-    folder = resolve_pretrained(path)
-    model_type = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8")).get("model_type")
-    if model_type not in model_types:
-        raise PlaitError(f"{path}: a `{model_type}` model, not {wanted or 'a ' + ' / '.join(sorted(model_types)) + ' one'}")
-    try:
-        return model_class.from_pretrained(folder, local_files_only=True, **overrides)
-    except (OSError, ValueError, TypeError) as error:
-        raise PlaitError(f"{path}: cannot load a Hugging Face model from this folder: {error}") from None

@@ -17,7 +17,7 @@ from torch import nn
 
 from plait.errors import PlaitError
 from plait.models.encoders.base import Encoder, projection
-from plait.pretrained import load_hf
+from plait.models.encoders.hf import hf_model
 from plait.registry import ENCODERS
 from plait.settings.audio import Conv1dConfig, HfAudioConfig
 
@@ -58,6 +58,13 @@ class AudioConv1d(Encoder):
         return self.project(x.sum(-1) / length.clamp(min=1)[:, None].to(x.dtype))
 
 
+def check_patches(feature, patch_size: int) -> None:
+    """A spectrogram smaller than one patch: a clear error instead of a convolution's."""
+    for key, value in (("n_mels", feature.n_mels), ("frames", feature.frames)):
+        if value < patch_size:
+            raise PlaitError(f"inputs.{feature.spec.name}.{key}: {value} is less than the model's patch_size ({patch_size})")
+
+
 @ENCODERS.register("hf_audio")
 class AudioHf(Encoder):
     """AST: a ViT over overlapping 16×16 patches of the spectrogram; its pooled output (the mean of the CLS and
@@ -69,19 +76,12 @@ class AudioHf(Encoder):
         super().__init__()
         from transformers import ASTConfig, ASTModel
 
-        name = feature.spec.name
-        if config.path is None:
-            shape = {"num_mel_bins": feature.n_mels, "max_length": feature.frames}
-            model_config = ASTConfig(**{**config.overrides, **shape})
-            for key, value in (("n_mels", feature.n_mels), ("frames", feature.frames)):
-                if value < model_config.patch_size:  # no whole patch: a clear error instead of a convolution's
-                    raise PlaitError(f"inputs.{name}.{key}: {value} is less than the model's patch_size ({model_config.patch_size})")
-            self.model = ASTModel(model_config)
-        else:
-            self.model = load_hf(config.path, ASTModel, {"audio-spectrogram-transformer"}, config.overrides)
-            if self.model.config.num_mel_bins != feature.n_mels:
-                bins = self.model.config.num_mel_bins
-                raise PlaitError(f"inputs.{name}.n_mels: the model takes {bins} mel bins, the input gives {feature.n_mels}")
+        shape = {"num_mel_bins": feature.n_mels, "max_length": feature.frames}
+        self.model = hf_model(config, ASTConfig, ASTModel, {"audio-spectrogram-transformer"}, shape,
+                              check=lambda model_config: check_patches(feature, model_config.patch_size))
+        if self.model.config.num_mel_bins != feature.n_mels:
+            bins = self.model.config.num_mel_bins
+            raise PlaitError(f"inputs.{feature.spec.name}.n_mels: the model takes {bins} mel bins, the input gives {feature.n_mels}")
         self.max_length = self.model.config.max_length
         self.project, self.out_dim = projection(self.model.config.hidden_size, config.out_dim)
 

@@ -12,7 +12,7 @@ from torch import nn
 
 from plait.errors import PlaitError
 from plait.models.encoders.base import Encoder, grid_tokens
-from plait.pretrained import load_hf
+from plait.models.encoders.hf import hf_model, square_or_pair
 from plait.registry import ENCODERS
 from plait.settings.image import ARCHS, CnnConfig, HfImageConfig
 
@@ -50,8 +50,13 @@ def hf_classes(arch: str):
     return getattr(transformers, config_name), getattr(transformers, model_name)
 
 
-def square_or_pair(size: tuple[int, int]):
-    return size[0] if size[0] == size[1] else tuple(size)
+def fresh_shape(arch: str, feature) -> dict:
+    """What the input fixes in the config of a backbone built with random weights."""
+    if arch == "resnet":
+        return {"num_channels": feature.channels}
+    # CLIP's position grid is square: build the largest, interpolate for the rest
+    size = max(feature.size) if arch == "clip" else square_or_pair(feature.size)
+    return {"num_channels": feature.channels, "image_size": size}
 
 
 @ENCODERS.register("hf_image")
@@ -65,16 +70,8 @@ class ImageHf(Encoder):
         self.arch = config.arch
         config_class, model_class = hf_classes(config.arch)
         extra = {"add_pooling_layer": False} if config.arch == "vit" else {}  # ViT: the CLS token, not a random pooler
-        if config.path is None:
-            shape = {"num_channels": feature.channels, "image_size": square_or_pair(feature.size)}
-            if config.arch == "clip":  # CLIP's position grid is square: build the largest, interpolate for the rest
-                shape["image_size"] = max(feature.size)
-            elif config.arch == "resnet":
-                shape.pop("image_size")
-            self.model = model_class(config_class(**{**config.overrides, **shape}), **extra)
-        else:
-            self.model = load_hf(config.path, model_class, ARCHS[config.arch][2], {**config.overrides, **extra},
-                                 wanted=f"one for arch `{config.arch}`")
+        self.model = hf_model(config, config_class, model_class, ARCHS[config.arch][2], fresh_shape(config.arch, feature),
+                              extra=extra, wanted=f"one for arch `{config.arch}`")
         self.check_channels(feature)
         model_size = getattr(self.model.config, "image_size", None)
         model_size = tuple(model_size) if isinstance(model_size, (list, tuple)) else (model_size, model_size)

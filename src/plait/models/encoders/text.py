@@ -13,7 +13,7 @@ from torch import nn
 
 from plait.errors import PlaitError
 from plait.models.encoders.base import Encoder, projection
-from plait.pretrained import resolve_pretrained
+from plait.models.encoders.hf import load_hf
 from plait.registry import ENCODERS
 from plait.settings.text import BagConfig, HfConfig, TransformerConfig
 
@@ -32,6 +32,11 @@ def attendable(mask: torch.Tensor) -> torch.Tensor:
     return mask
 
 
+def token_embedding(feature, dim: int) -> nn.Embedding:
+    """A learned vector for each token of the fitted text feature's vocabulary; the pad token's stays zero."""
+    return nn.Embedding(feature.vocab_size, dim, padding_idx=feature.pad_id)
+
+
 @ENCODERS.register("bag")
 class TextBag(Encoder):
     """Mean of learned token embeddings: fast, order-blind, a strong baseline for short texts."""
@@ -40,7 +45,7 @@ class TextBag(Encoder):
 
     def __init__(self, config: BagConfig, feature):
         super().__init__()
-        self.embedding = nn.Embedding(feature.vocab_size, config.dim, padding_idx=feature.pad_id)
+        self.embedding = token_embedding(feature, config.dim)
         self.out_dim = config.dim
 
     def forward(self, batch):
@@ -55,7 +60,7 @@ class TextTransformer(Encoder):
 
     def __init__(self, config: TransformerConfig, feature):
         super().__init__()
-        self.embedding = nn.Embedding(feature.vocab_size, config.dim, padding_idx=feature.pad_id)
+        self.embedding = token_embedding(feature, config.dim)
         self.positions = nn.Embedding(feature.spec.max_length, config.dim)
         self.dropout = nn.Dropout(config.dropout)
         layer = nn.TransformerEncoderLayer(config.dim, config.heads, config.ff, config.dropout, batch_first=True)
@@ -86,11 +91,7 @@ class TextHf(Encoder):
                 f"inputs.{feature.spec.name}.tokenizer: encoder `hf` needs the model's own tokenizer "
                 f"(`hf` or `auto`), not `{feature.kind}`"
             )
-        folder = resolve_pretrained(config.path)
-        try:
-            self.model = AutoModel.from_pretrained(folder, local_files_only=True)
-        except (OSError, ValueError) as error:
-            raise PlaitError(f"{config.path}: cannot load a Hugging Face model from this folder: {error}") from None
+        self.model = load_hf(config.path, AutoModel, None, {})
         limit = getattr(self.model.config, "max_position_embeddings", None)
         if limit is not None and feature.spec.max_length > limit:
             raise PlaitError(f"inputs.{feature.spec.name}.max_length: {feature.spec.max_length} is more than the model's {limit} positions")

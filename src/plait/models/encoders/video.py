@@ -19,8 +19,7 @@ from torch import nn
 
 from plait.errors import PlaitError
 from plait.models.encoders.base import Encoder, projection
-from plait.models.encoders.image import square_or_pair
-from plait.pretrained import load_hf
+from plait.models.encoders.hf import hf_model, square_or_pair
 from plait.registry import ENCODERS
 from plait.settings.video import Cnn3dConfig, HfVideoConfig, R3d18Config
 
@@ -162,6 +161,12 @@ class VideoCnn3d(Encoder):
 
 # ---- Hugging Face VideoMAE -----------------------------------------------------------------------------------
 
+
+def check_tubelets(feature, tubelet_size: int) -> None:
+    if feature.frames % tubelet_size:
+        raise PlaitError(f"inputs.{feature.spec.name}.frames: {feature.frames} is not a multiple of the model's tubelet_size ({tubelet_size})")
+
+
 @ENCODERS.register("hf_video")
 class VideoHf(Encoder):
     """VideoMAE: a ViT over tubelets (`tubelet_size` frames × `patch_size`² pixels), mean-pooled over tokens."""
@@ -172,17 +177,9 @@ class VideoHf(Encoder):
         super().__init__()
         from transformers import VideoMAEConfig, VideoMAEModel
 
-        name = feature.spec.name
-        if config.path is None:
-            shape = {"num_frames": feature.frames, "image_size": square_or_pair(feature.size), "num_channels": feature.channels}
-            model_config = VideoMAEConfig(**{**config.overrides, **shape})
-            if feature.frames % model_config.tubelet_size:
-                raise PlaitError(
-                    f"inputs.{name}.frames: {feature.frames} is not a multiple of the model's tubelet_size ({model_config.tubelet_size})"
-                )
-            self.model = VideoMAEModel(model_config)
-        else:
-            self.model = load_hf(config.path, VideoMAEModel, {"videomae"}, config.overrides)
+        shape = {"num_frames": feature.frames, "image_size": square_or_pair(feature.size), "num_channels": feature.channels}
+        self.model = hf_model(config, VideoMAEConfig, VideoMAEModel, {"videomae"}, shape,
+                              check=lambda model_config: check_tubelets(feature, model_config.tubelet_size))
         self._check_shape(feature)
         hidden = self.model.config.hidden_size
         # use_mean_pooling models end without a layer norm: VideoMAE's classifier norms the mean (its fc_norm)
