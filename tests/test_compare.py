@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from plait import api
-from plait.compare import compare_metrics, compare_runs, higher_is_better, run_names
+from plait.report.compare import compare_metrics, compare_runs, higher_is_better, run_names
 from plait.config import flatten, validate
 from plait.errors import PlaitError
 from plait.tasks.binned import BinnedTask

@@ -1,4 +1,4 @@
-"""`plait compare DIR1 DIR2 ...`: trained runs side by side (the comparison itself lives in plait.compare)."""
+"""`plait compare DIR1 DIR2 ...`: trained runs side by side (the comparison itself lives in plait.report.compare)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def compare(
 ):
     """The settings that differ between runs, their final metrics with the best run per metric, epochs, best
     monitored value and wall time, and their validation curves on shared plots (loss.png, one PNG per metric)."""
-    from plait.compare import compare_runs
+    from plait.report.compare import compare_runs
 
     result = compare_runs(folders, split, output)
     if as_json:
