@@ -9,7 +9,7 @@ import torch
 
 from plait.data.features.numeric import finite_numbers
 from plait.evaluation.evaluate import embeddings_of
-from plait.report.html import escape, missing
+from plait.html import escape, missing
 from plait.report.page import number, table
 from plait.report.previews import preview, preview_row
 

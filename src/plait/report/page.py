@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from plait.report.html import data_uri, escape, img
+from plait.html import data_uri, escape, img
 
 STYLE = """
 :root { --ink: #1f2430; --muted: #667085; --line: #e4e7ec; --card: #ffffff; --page: #f4f6f9; --accent: #3559e0;

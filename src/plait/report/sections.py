@@ -11,8 +11,8 @@ import torch
 from plait.config import config_text, to_dict
 from plait.evaluation.per_class import per_class
 from plait.evaluation.plots import curve_plot
+from plait.html import escape
 from plait.models.model import parameter_table
-from plait.report.html import escape
 from plait.report.page import figures, number, table
 from plait.training.history import metric_keys, per_epoch, training_summary
 from plait.training.tracking import read_metrics

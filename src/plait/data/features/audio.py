@@ -12,6 +12,7 @@ Encoders read the fitted feature's `n_mels`, `frames` and `sample_rate`.
 from __future__ import annotations
 
 import math
+import os
 from typing import ClassVar
 
 import numpy as np
@@ -19,7 +20,9 @@ import torch
 
 from plait.data import media
 from plait.data.features.base import FileFeature
+from plait.data.features.preview_media import audio_seconds, clip_length, heatmap
 from plait.errors import BadSample, MissingValue
+from plait.html import captioned, image_uri, img, missing
 from plait.registry import FEATURES
 from plait.settings.audio import AudioSettings
 
@@ -84,12 +87,17 @@ class AudioFeature(FileFeature):
         )
         return torch.log(self.filters @ spectrum.abs().square() + FLOOR)
 
+    def read_wave(self, local: str) -> np.ndarray:
+        """The mono waveform of the local file at `sample_rate`: up to `max_seconds` when cropping from the start,
+        all of it for `crop: center` (the middle needs the whole clip)."""
+        until = self.spec.max_seconds if self.spec.crop == "start" else None
+        return media.read_audio(local, self.sample_rate, until)
+
     def encode(self, value):
         path = self.locate(value)
         local = self.local_path(value)  # a remote file is downloaded once, then read from disk
-        until = self.spec.max_seconds if self.spec.crop == "start" else None  # the middle needs the whole clip
         try:
-            wave = media.read_audio(local, self.sample_rate, until)
+            wave = self.read_wave(local)
         except media.NoStream:
             raise MissingValue("no audio track") from None
         except media.MediaError as error:
@@ -118,3 +126,21 @@ class AudioFeature(FileFeature):
             real = torch.arange(values.shape[-1], device=values.device) < batch["length"].to(values.device)[:, None]
             values = values * real[:, None, :]
         return {**batch, "value": values}
+
+    def preview(self, value, size):
+        """The log-mel spectrogram the model sees, magma-coloured, low frequencies at the bottom, captioned with the
+        clip's duration."""
+        local = self.local_path(value)
+        seconds = audio_seconds(local)
+        try:
+            wave = self.read_wave(local)
+        except media.NoStream:
+            return missing("no audio track")
+        padded, real = self.clip(wave)  # the stretch the model uses
+        if real == 0:
+            return missing("empty audio track")
+        spectrogram = self.log_mel(torch.from_numpy(padded[:real])).numpy()
+        seconds = len(wave) / self.sample_rate if seconds is None else seconds
+        picture = heatmap(spectrogram, size, max(1, size // 2))
+        return captioned(img(image_uri(picture, "PNG"), f"spectrogram of {os.path.basename(str(value))}"),
+                         clip_length(seconds))

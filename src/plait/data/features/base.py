@@ -9,7 +9,15 @@ from plait.data.cache_folder import digest
 from plait.data.columns import Column
 from plait.data.remote import RemoteError, file_fingerprint, open_cached
 from plait.errors import BadSample
+from plait.html import escape
 from plait.schema import InputBase
+
+TEXT_CHARACTERS = 300  # longer texts are cut here in previews, with an ellipsis
+
+
+def shortened(text: str) -> str:
+    """`text` cut at TEXT_CHARACTERS, with an ellipsis when something was cut."""
+    return text if len(text) <= TEXT_CHARACTERS else text[:TEXT_CHARACTERS].rstrip() + "…"
 
 
 class FeatureType(Column):
@@ -35,6 +43,12 @@ class FeatureType(Column):
     def prepare(self, batch: dict, training: bool) -> dict:
         """Runs on the device on a whole batch: normalisation, and augmentation when `training` is true."""
         return batch
+
+    def preview(self, value, size: int) -> str:
+        """A non-missing cell as self-contained HTML for the report's sample gallery, at most `size` pixels a side
+        (pictures as `data:` URIs, text escaped); may raise when the cell cannot be read (the report shows why).
+        Default: the value as short text (numbers, categories)."""
+        return escape(shortened(f"{value:.6g}" if isinstance(value, float) else str(value)))
 
 
 class FileFeature(FeatureType):

@@ -8,12 +8,16 @@ Encoders read the fitted feature's `channels` (3 or 1) and `size` (height, width
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from plait.data.features.pixels import PixelFeature
+from plait.data.features.preview_media import thumbnail
 from plait.errors import BadSample
+from plait.html import image_uri, img
 from plait.registry import FEATURES
 from plait.settings.image import ImageSettings
 
@@ -62,3 +66,7 @@ class ImageFeature(PixelFeature):
 
     def sequential(self, K, steps):
         return K.AugmentationSequential(*steps)
+
+    def preview(self, value, size):
+        """A JPEG thumbnail fitting size × size."""
+        return img(image_uri(thumbnail(self.local_path(value), size), "JPEG"), os.path.basename(str(value)))

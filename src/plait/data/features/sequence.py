@@ -32,7 +32,9 @@ import torch
 
 from plait.data.arrays import load_array_file, release_pages
 from plait.data.features.base import FileFeature
+from plait.data.features.preview_media import SPARK_CHANNELS, counted, sparkline
 from plait.errors import BadSample, MissingValue, PlaitError
+from plait.html import captioned, image_uri, img, missing
 from plait.registry import FEATURES
 from plait.settings.sequence import SequenceSettings
 
@@ -256,3 +258,15 @@ class SequenceFeature(FileFeature):
         length = length.clamp(min=1)
         mask = torch.arange(steps, device=value.device) < length[:, None]
         return {**batch, "value": value, "length": length, "mask": mask}
+
+    def preview(self, value, size):
+        """A sparkline of up to four channels, captioned with the shape of the steps the model sees."""
+        steps, _ = self.steps(value)  # cropped to max_length, laid out [L, C]
+        if len(steps) == 0:
+            return missing("empty sequence")
+        length, channels = steps.shape
+        caption = f"{counted(length, 'step')} × {counted(channels, 'channel')}"
+        if channels > SPARK_CHANNELS:
+            caption += f" (first {SPARK_CHANNELS} drawn)"
+        picture = sparkline(steps, size, max(1, size // 2))
+        return captioned(img(image_uri(picture, "PNG"), "sparkline"), caption)

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import torch
 
-from plait.data.features.base import FeatureType
+from plait.data.features.base import FeatureType, shortened
 from plait.errors import PlaitError
+from plait.html import escape
 from plait.pretrained import ALIASES, resolve_pretrained
 from plait.registry import FEATURES
 from plait.settings.text import TextSettings
@@ -152,3 +153,7 @@ class Text(FeatureType):
                 ids[row, : len(value)] = value
                 mask[row, : len(value)] = True
         return {"ids": ids, "attention_mask": mask, "present": present}
+
+    def preview(self, value, size):
+        """The text, cut at about 300 characters."""
+        return f'<div class="text">{escape(shortened(str(value)))}</div>'

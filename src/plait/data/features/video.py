@@ -11,6 +11,7 @@ Encoders read the fitted feature's `channels` (3), `frames` (T) and `size` (heig
 
 from __future__ import annotations
 
+import os
 from typing import ClassVar
 
 import numpy as np
@@ -18,7 +19,9 @@ import torch
 
 from plait.data import media
 from plait.data.features.pixels import PixelFeature
+from plait.data.features.preview_media import clip_length, counted, poster_frame
 from plait.errors import BadSample
+from plait.html import captioned, image_uri, img
 from plait.registry import FEATURES
 from plait.settings.video import VideoSettings
 
@@ -81,3 +84,10 @@ class VideoFeature(PixelFeature):
         clips = batch["value"]
         real = torch.arange(clips.shape[2], device=clips.device) < batch["length"].to(clips.device)[:, None]
         return {**batch, "value": clips * real[:, None, :, None, None]}
+
+    def preview(self, value, size):
+        """The frame on screen at the middle of the clip (one seek, a few frames decoded), captioned with the clip's
+        duration and frame count."""
+        poster, seconds, frames = poster_frame(self.local_path(value), size)
+        caption = clip_length(seconds) + (f" · {counted(frames, 'frame')}" if frames else "")
+        return captioned(img(image_uri(poster, "JPEG"), os.path.basename(str(value))), caption)

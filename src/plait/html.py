@@ -1,5 +1,5 @@
-"""Small HTML building blocks for the report. Everything is escaped here, and every image is a `data:` URI, so the
-page is one file that opens anywhere and makes no network request."""
+"""Small HTML building blocks for the report and for the feature types' cell previews. Everything is escaped here,
+and every image is a `data:` URI, so the page is one file that opens anywhere and makes no network request."""
 
 from __future__ import annotations
 
@@ -33,3 +33,8 @@ def img(uri: str, alt: str, css_class: str = "thumb") -> str:
 def missing(reason: str = "missing") -> str:
     """What a cell that has no value, or one that cannot be shown, looks like."""
     return f'<span class="missing">{escape(reason)}</span>'
+
+
+def captioned(picture: str, caption: str) -> str:
+    """A picture (HTML) with a line of text under it."""
+    return f'<div class="preview">{picture}<div class="caption">{escape(caption)}</div></div>'
