@@ -24,9 +24,14 @@ from torchmetrics.functional.classification import multiclass_accuracy
 from plait.data.features.numeric import finite_numbers, parse_number
 from plait.errors import BadSample, PlaitError
 from plait.registry import TASKS
-from plait.tasks.base import TaskType
-from plait.tasks.category import cross_entropy_over_present, frequency_logits, mean_of_probabilities, plot_confusion
 from plait.settings.outputs import BinnedOutput
+from plait.tasks.base import TaskType
+from plait.tasks.category import (
+    cross_entropy_over_present,
+    frequency_logits,
+    mean_of_probabilities,
+    plot_confusion,
+)
 
 
 def scale(value, low: float, high: float):

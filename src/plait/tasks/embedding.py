@@ -21,8 +21,9 @@ from plait.data.features.category import cell_key, label_counts, sorted_labels
 from plait.errors import PlaitError
 from plait.models.fusion import mlp
 from plait.registry import TASKS
+from plait.settings.embedding import LOSSES, MINERS, EmbeddingOutput
 from plait.tasks.base import TaskType
-from plait.settings.embedding import EmbeddingOutput, LOSSES, MINERS
+
 
 def _library_object(module, registry: dict, kind: str, name: str, options: dict, **required):
     """An instance of pytorch-metric-learning's class for `name`, with a clear error for a wrong option."""
