@@ -26,12 +26,7 @@ from plait.errors import BadSample, PlaitError
 from plait.registry import TASKS
 from plait.settings.outputs import BinnedOutput
 from plait.tasks.base import TaskType
-from plait.tasks.category import (
-    cross_entropy_over_present,
-    frequency_logits,
-    mean_of_probabilities,
-    plot_confusion,
-)
+from plait.tasks.category import cross_entropy_over_present, frequency_logits, mean_of_probabilities, plot_confusion
 
 
 def scale(value, low: float, high: float):

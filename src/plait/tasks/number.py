@@ -7,12 +7,7 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics.functional import (
-    mean_absolute_error,
-    mean_squared_error,
-    r2_score,
-    spearman_corrcoef,
-)
+from torchmetrics.functional import mean_absolute_error, mean_squared_error, r2_score, spearman_corrcoef
 
 from plait.data.features.numeric import Standardised
 from plait.registry import TASKS

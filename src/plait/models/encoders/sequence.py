@@ -19,12 +19,7 @@ from plait.errors import PlaitError
 from plait.models.encoders.base import Encoder, projection
 from plait.models.fusion import mlp
 from plait.registry import ENCODERS
-from plait.settings.sequence import (
-    POSITION_CHANNELS,
-    CnnLstmConfig,
-    LstmConfig,
-    RecurrentKeys,
-)
+from plait.settings.sequence import POSITION_CHANNELS, CnnLstmConfig, LstmConfig, RecurrentKeys
 
 
 def real_steps(length: torch.Tensor, steps: int) -> torch.Tensor:
