@@ -21,7 +21,6 @@ import os
 import random
 import re
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable, TypeVar
@@ -30,6 +29,7 @@ import fsspec
 
 from plait.data.cache_folder import cache_folder, digest
 from plait.errors import PlaitError
+from plait.files import atomic_path
 
 T = TypeVar("T")
 BACKOFF_BASE_S = 0.2  # the wait after the first failed attempt, doubled after each further one
@@ -261,16 +261,11 @@ def open_cached(url: str) -> str:
         target = downloads_folder() / f"{digest(url, version_of(info))}{PurePosixPath(path).suffix[:16]}"
         if target.is_file():
             return str(target)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-        try:
+        with atomic_path(target) as temporary:
             fs.get_file(path, str(temporary))
             received, expected = temporary.stat().st_size, info.get("size")
             if expected is not None and received != expected:
                 raise IncompleteDownload(f"received {received} of {expected} bytes")
-            os.replace(temporary, target)
-        finally:
-            temporary.unlink(missing_ok=True)
         return str(target)
 
     return retrying(url, fetch)

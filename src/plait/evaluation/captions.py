@@ -16,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 from plait.errors import PlaitError
+from plait.files import write_atomic
 
 MAX_N = 4  # n-grams of 1..4 words, for both metrics
 CIDER_SIGMA = 6.0  # width of CIDEr-D's Gaussian length penalty
@@ -131,8 +132,5 @@ def write_samples(path: str | os.PathLike, images: list[str], hypotheses: list[s
     path = Path(path)
     samples = [{"image": image, "caption": caption, "references": list(refs)}
                for image, caption, refs in list(zip(images, hypotheses, references))[:limit]]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(samples, indent=2, ensure_ascii=False), encoding="utf-8")
-    os.replace(temporary, path)
+    write_atomic(path, json.dumps(samples, indent=2, ensure_ascii=False))
     return path

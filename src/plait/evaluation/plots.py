@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
-from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from plait.files import atomic_path  # noqa: E402
+
 
 def _save(figure, path: str) -> None:
-    """Written under a temporary name and renamed, like every file plait writes."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    temporary = f"{path}.tmp.png"
+    """Written as a PNG under a temporary name and renamed, like every file plait writes."""
     figure.tight_layout()
-    figure.savefig(temporary, dpi=110)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=110, format="png")  # the temporary name's suffix is not .png
     plt.close(figure)
-    os.replace(temporary, path)
 
 
 def curve_plot(series: dict[str, list[tuple[int, float]]], path: str, title: str, ylabel: str) -> None:

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from plait.errors import PlaitError
+from plait.files import atomic_path, write_atomic
 
 IVF_FROM_ROWS = 50_000  # `auto` builds a flat index below this many rows, an IVF index from it
 POINTS_PER_CELL = 39  # FAISS's k-means warns with fewer training points than this per centroid
@@ -111,13 +112,6 @@ def search(index: faiss.Index, queries: np.ndarray, k: int) -> tuple[np.ndarray,
     return scores, positions
 
 
-def _write(path: Path, write) -> None:
-    """`write(temporary)` then rename, so an interrupted save never leaves a half-written file under the name."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    write(temporary)
-    os.replace(temporary, path)
-
-
 def save_index(folder: str | os.PathLike, name: str, index: faiss.Index, metadata: pd.DataFrame, info: dict) -> Path:
     """Write `NAME.faiss`, `NAME.parquet` and `NAME.json` into `folder` and return the path of the JSON.
 
@@ -133,10 +127,12 @@ def save_index(folder: str | os.PathLike, name: str, index: faiss.Index, metadat
         raise PlaitError(f"index info cannot set {', '.join(clash)}: they are read from the index itself")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    _write(folder / f"{name}.faiss", lambda path: faiss.write_index(index, str(path)))
-    _write(folder / f"{name}.parquet", lambda path: metadata.reset_index(drop=True).to_parquet(path, index=False))
+    with atomic_path(folder / f"{name}.faiss") as temporary:
+        faiss.write_index(index, str(temporary))
+    with atomic_path(folder / f"{name}.parquet") as temporary:
+        metadata.reset_index(drop=True).to_parquet(temporary, index=False)
     # the JSON goes last: while it is missing, the index does not count as saved
-    _write(folder / f"{name}.json", lambda path: path.write_text(json.dumps({**described, **info}, indent=2), encoding="utf-8"))
+    write_atomic(folder / f"{name}.json", json.dumps({**described, **info}, indent=2))
     return folder / f"{name}.json"
 
 

@@ -3,7 +3,6 @@ by `plait report DIR` for any run), then each section renders its part of it."""
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +11,7 @@ import pandas as pd
 
 from plait.config import config_hash
 from plait.evaluation.ablation import Ablation
+from plait.files import write_atomic
 from plait.report import gallery, sections
 from plait.report.page import page
 
@@ -47,9 +47,7 @@ def write_report(report: ReportData, path: Path | None = None) -> Path:
         ("model", "Model", sections.model(report)),
         ("config", "Config", sections.config(report)),
     ])
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(document, encoding="utf-8")
-    os.replace(temporary, path)
+    write_atomic(path, document)
     return path
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from plait.config import config_text, flatten
 from plait.errors import PlaitError
+from plait.files import write_atomic
 
 
 @dataclass
@@ -85,7 +86,7 @@ class WandbSink:
         run_id = run.kept_id(self.id_file)
         if run_id is None:  # a new run (or one that never reached a checkpoint, which starts over): a new W&B run
             run_id = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
-            _write_text(run.folder / self.id_file, run_id + "\n")
+            write_atomic(run.folder / self.id_file, run_id + "\n")
         try:
             self.run = wandb.init(project=os.environ.get("WANDB_PROJECT") or run.config.get("name"), name=run.name, id=run_id,
                                   resume="allow", dir=None if os.environ.get("WANDB_DIR") else str(run.folder),
@@ -154,7 +155,7 @@ class MlflowSink:
         experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(name)
         run_id = self.client.create_run(experiment_id, run_name=self.info.name,
                                         tags={"plait.run_folder": str(self.info.folder.resolve())}).info.run_id
-        _write_text(self.info.folder / self.id_file, run_id + "\n")
+        write_atomic(self.info.folder / self.id_file, run_id + "\n")
         return run_id
 
     def _log_config(self) -> None:
@@ -298,12 +299,6 @@ def png_pixels(path: Path):
 
     with Image.open(path) as image:
         return np.asarray(image.convert("RGB"))
-
-
-def _write_text(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    temporary.replace(path)
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
