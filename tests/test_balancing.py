@@ -17,7 +17,7 @@ from plait.data.balancing import add_generated_rows, summary
 from plait.data.columns import is_missing
 from plait.demo.synthetic_retrieval import class_image, make_generated_images
 from plait.errors import PlaitError
-from plait.runs import make_preprocessor, read_data
+from plait.runs.setup import make_preprocessor, read_data
 from plait.training.checkpoint import load_state
 
 # training rows per class; validation and test get 2 of each

@@ -23,7 +23,8 @@ from plait.data.cache_folder import cache_folder, remove_abandoned, summarise
 from plait.data.dataset import Preprocessor
 from plait.errors import PlaitError
 from plait.evaluation.evaluate import evaluate_split
-from plait.runs import encode_split, load_run, read_data
+from plait.runs import Run
+from plait.runs.setup import encode_split, read_data
 
 
 def write_images(folder, count=12, size=24):
@@ -181,7 +182,7 @@ def test_frozen_embeddings_are_computed_once_and_equal_the_encoder_output(tmp_pa
     assert rows["embedding"]["hits"] == 20 and rows["embedding"]["misses"] == 20  # the second run never ran the CNN
     # the cached embedding is what the frozen encoder computes: evaluating with the full model gives the same loss
     with_cache = evaluate(tmp_path / "run2", "test")
-    run = load_run(tmp_path / "run2")
+    run = Run.load(tmp_path / "run2")
     full = encode_split(read_data(run.config, run.preprocessor), run.preprocessor, "test", run.config)
     without_cache, _ = evaluate_split(run.model, run.preprocessor.features, run.preprocessor.tasks, full, 4, run.device)
     assert with_cache["loss"] == pytest.approx(without_cache["loss"], rel=1e-5)

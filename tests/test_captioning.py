@@ -17,7 +17,7 @@ from plait.config import validate
 from plait.data.dataset import Preprocessor
 from plait.demo.synthetic_captions import make_flickr30k
 from plait.models.model import MultimodalModel
-from plait.runs import load_run
+from plait.runs import Run
 from plait.training.trainer import Trainer
 from tests.conftest import ROOT, run_cli
 
@@ -155,7 +155,7 @@ def test_the_report_shows_each_images_caption_next_to_its_references(trained):
 
     gallery = section(trained, "samples")
     rows = gallery.count("<tr>") - 1
-    _, splits, _ = api.load_splits(trained, ["test"])
+    splits = Run.load(trained).encode(["test"])
     assert rows == min(12, len(set(splits["test"].row_info["caption"]["group"])))  # report.samples images at most
     assert gallery.count("references:") == rows and gallery.count('<img class="thumb"') == rows  # one row per image
     assert gallery.count("<li>") == 5 * rows  # all five references of each image
@@ -202,7 +202,7 @@ def test_export_writes_a_hub_folder_that_plait_reads_back(trained, tmp_path, mon
     assert json.loads((out / "config.json").read_text())["outputs"] == [{"name": "caption", "type": "caption", "column": "caption"}]
     original, exported = load_file(trained / "checkpoints" / "best" / "model.safetensors"), load_file(out / "model.safetensors")
     assert all(torch.equal(original[k], exported[k]) for k in original)
-    run = load_run(out)
+    run = Run.load(out)
     assert run.checkpoint == out and run.preprocessor.tasks["caption"].tokenizer.vocab_size > 3
 
     calls = []

@@ -13,7 +13,7 @@ from plait.config import validate
 from plait.errors import PlaitError
 from plait.inference.predict import predict_file
 from plait.models.late import LateHead
-from plait.runs import load_run
+from plait.runs import Run
 from plait.tasks.category import mean_of_probabilities
 from tests.conftest import tabular_config
 
@@ -63,7 +63,7 @@ def test_late_fusion_trains_and_predicts(tabular, tmp_path):
     test = json.loads((run_dir / "evaluation" / "test.json").read_text())
     # target = 2x + (colour is blue) + noise: x's head alone gets most of it, and the mean of the heads keeps the order
     assert test["target.spearman"] > 0.9 and test["target.r2"] > 0.5
-    run = load_run(run_dir)
+    run = Run.load(run_dir)
     assert set(run.model.heads["label"].parts) == {"x", "colour", "note"}
     predictions = predict_file(run, str(table), str(tmp_path / "predictions.csv")).table
     assert {"label_pred", "label_prob_yes", "target_pred"} <= set(predictions.columns) and len(predictions) == 240
@@ -87,7 +87,7 @@ def test_each_inputs_own_loss_is_added_while_training(tabular, tmp_path):
 
     table, _ = tabular
     run_dir = api.train(validate(late_config(table, input_loss=0.5)), run_dir=tmp_path / "run", overrides=())
-    run = load_run(run_dir)
+    run = Run.load(run_dir)
     batch = pd.read_csv(table).head(16)
 
     encoded = run.preprocessor.encode(batch, "train", "t")

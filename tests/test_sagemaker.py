@@ -51,9 +51,9 @@ def test_entry_point_trains_from_the_channel_and_hyperparameters_and_writes_the_
     model = Path(job["env"]["SM_MODEL_DIR"])
     assert (model / "model.safetensors").is_file() and (model / "config.yaml").is_file()
 
-    from plait.runs import load_run
+    from plait.runs import Run
 
-    run = load_run(model)
+    run = Run.load(model)
     assert run.config.train.epochs == 1 and run.config.train.optimizer.name == "sgd"
     assert run.config.data.table == str(job["channel"] / "table.csv")
     outputs = Path(job["env"]["SM_OUTPUT_DATA_DIR"])

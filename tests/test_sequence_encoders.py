@@ -19,7 +19,7 @@ from plait.inference.predict import predict_table
 from plait.models.encoders.sequence import CnnLstmConfig, LstmConfig, SequenceCnnLstm, SequenceLstm
 from plait.models.fusion import AttentionConfig, AttentionFusion, ConcatConfig, ConcatFusion
 from plait.registry import ENCODERS, FUSIONS
-from plait.runs import load_run
+from plait.runs import Run
 from tests.conftest import tabular_config
 
 ENCODER_CLASSES = [(SequenceLstm, LstmConfig), (SequenceCnnLstm, CnnLstmConfig)]
@@ -171,7 +171,7 @@ def test_attention_weights_reach_predictions(tabular, tmp_path):
     table, _ = tabular
     config = tabular_config(table, epochs=1)
     config["fusion"] = {"name": "attention", "dim": 8, "hidden": [16]}
-    run = load_run(api.train(validate(config), run_dir=tmp_path / "run"))
+    run = Run.load(api.train(validate(config), run_dir=tmp_path / "run"))
     assert 0 <= api.evaluate(run.folder, "test")["label.accuracy"] <= 1  # scoring ignores the weights
     rows = pd.read_csv(table).drop(columns=["label", "target"]).head(10)
     out = predict_table(run, rows, "rows")

@@ -55,10 +55,10 @@ def test_the_attention_recipe_trains_from_pickles_in_a_bucket(bucket, tmp_path):
     assert section(run, "samples").count("steps × 1 channel") >= 3  # a sparkline per signal of a sample row
     from plait.data.tables import read_table
     from plait.inference.predict import predict_table
-    from plait.runs import load_run
+    from plait.runs import Run
 
     rows = read_table(f"s3://{name}/signals/", "pickle").head(5)
-    predicted = predict_table(load_run(run), rows, "bucket")
+    predicted = predict_table(Run.load(run), rows, "bucket")
     weights = predicted[["attention_pulse", "attention_drift", "attention_burst"]].sum(axis=1)
     assert predicted["score_pred"].notna().all() and weights.sub(1).abs().max() < 1e-5  # which signal each row relied on
 

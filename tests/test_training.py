@@ -94,13 +94,13 @@ def test_unknown_monitor_is_a_clear_error(tabular, tmp_path):
 
 def test_frozen_encoder_is_counted_as_frozen_and_never_changes(tabular, tmp_path):
     from plait.models.model import parameter_table
-    from plait.runs import load_run
+    from plait.runs import Run
 
     table, _ = tabular
     config = tabular_config(table, epochs=2)
     config["inputs"][1]["encoder"] = {"name": "embedding", "dim": 4, "freeze": True}
     run = api.train(validate(config), run_dir=tmp_path / "run")
-    rows = {row[0]: row[1:] for row in parameter_table(load_run(run).model)}
+    rows = {row[0]: row[1:] for row in parameter_table(Run.load(run).model)}
     assert rows["encoder colour"] == [0, 4 * 4]  # 3 colours + the unknown bucket, 4 dims each
     assert rows["encoder x"][0] > 0 and rows["encoder x"][1] == 0
     torch.manual_seed(0)  # the same seed the run used: the embedding's initial weights are rebuilt

@@ -31,7 +31,7 @@ class Registry(dict):
 
     def get_or_fail(self, name: str):
         if not self:
-            raise RuntimeError(f"no {self.kind} is registered: `import plait.components` (plait.runs and plait.api do) "
+            raise RuntimeError(f"no {self.kind} is registered: `import plait.components` (plait.runs does) "
                                "before building a preprocessor or a model")
         if name not in self:
             near = difflib.get_close_matches(name, list(self), n=1)

@@ -32,6 +32,7 @@ from pathlib import Path, PurePosixPath
 import yaml
 
 from plait.errors import PlaitError
+from plait.files import atomic_path
 
 HYPERPARAMETERS_FILE = Path("/opt/ml/input/config/hyperparameters.json")
 CHECKPOINT_ROOT = Path("/opt/ml/checkpoints")
@@ -171,9 +172,8 @@ def _take_new_train_settings(run_dir: Path, fresh) -> None:
         raise PlaitError(f"{run_dir}: the checkpoint was trained with other {', '.join(changed)} settings; "
                          "resume with the same config, or give the job a new checkpoint location")
     # every process writes the same file, atomically, before reading it back: none can read a stale or torn one
-    temporary = run_dir / f".config.yaml.{os.getpid()}"
-    save_config(fresh, temporary)
-    os.replace(temporary, run_dir / "config.yaml")
+    with atomic_path(run_dir / "config.yaml") as temporary:
+        save_config(fresh, temporary)
 
 
 def publish(run_dir: str | Path, env=os.environ) -> None:
@@ -201,17 +201,16 @@ def train_in_sagemaker(config_path: str | Path, extra_overrides: list[str] = (),
                        checkpoint_root: Path = CHECKPOINT_ROOT, file: Path = HYPERPARAMETERS_FILE) -> Path:
     """`plait train CONFIG` in a training job: the job's channel and hyperparameters, then `extra_overrides`
     (`--set`), train or resume, then publish the model and outputs. Returns the run folder."""
-    from plait import api
     from plait.config import load_config
+    from plait.runs.training import train
 
     overrides = [*sagemaker_overrides(env, config_path=config_path, file=file), *extra_overrides]
     config = load_config(config_path, overrides)
     run_dir, resume = sagemaker_run_dir(env, config.name, checkpoint_root)
     if resume:
         _take_new_train_settings(run_dir, config)
-        folder = api.train(resume=run_dir)
-    else:
-        folder = api.train(config, run_dir=run_dir)
+        config = load_config(run_dir / "config.yaml")
+    folder = train(config, run_dir, resume)
     if is_main_host(env):
         publish(folder, env)
     return folder

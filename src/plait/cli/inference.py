@@ -28,10 +28,10 @@ def predict(
 ):
     """Write predictions in user values: labels with class probabilities, numbers in original units, captions."""
     from plait.inference.predict import predict_file
-    from plait.runs import load_run
+    from plait.runs import Run
 
     policy = on_bad_sample.value if on_bad_sample else None
-    result = predict_file(load_run(run_dir, checkpoint.value), input, output, policy, skipped, beam_size=beam_size)
+    result = predict_file(Run.load(run_dir, checkpoint.value), input, output, policy, skipped, beam_size=beam_size)
     typer.echo(f"wrote {len(result.table)} predictions to {output}")
     if result.skipped:
         from plait.data.tally import skipped_line
@@ -102,9 +102,9 @@ def caption(
 ):
     """Print a caption for each image: the caption alone for one file, FILE<TAB>caption for several."""
     from plait.inference.predict import predict_paths
-    from plait.runs import load_run
+    from plait.runs import Run
 
-    run = load_run(run_dir, checkpoint.value)
+    run = Run.load(run_dir, checkpoint.value)
     outputs = [name for name, task in run.preprocessor.tasks.items() if task.generates]
     if not outputs:
         raise PlaitError(f"{run_dir}: this run has no caption output")

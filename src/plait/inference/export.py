@@ -17,7 +17,7 @@ import yaml
 
 from plait.config import config_hash, save_config
 from plait.errors import PlaitError
-from plait.runs import TrainedRun, load_run
+from plait.runs import Run
 
 PIPELINE_TAGS = {("image", "caption"): "image-to-text", ("image", "category"): "image-classification",
                  ("text", "category"): "text-classification", ("video", "category"): "video-classification",
@@ -31,7 +31,7 @@ def plait_version() -> str:
         return "unknown"
 
 
-def summary(run: TrainedRun, checkpoint: str) -> dict:
+def summary(run: Run, checkpoint: str) -> dict:
     config = run.config
     return {
         "library_name": "plait",
@@ -44,7 +44,7 @@ def summary(run: TrainedRun, checkpoint: str) -> dict:
     }
 
 
-def pipeline_tag(run: TrainedRun) -> str | None:
+def pipeline_tag(run: Run) -> str | None:
     inputs = {spec.type for spec in run.config.inputs}
     outputs = {spec.type for spec in run.config.outputs}
     if len(inputs) == 1 and len(outputs) == 1:
@@ -52,7 +52,7 @@ def pipeline_tag(run: TrainedRun) -> str | None:
     return None
 
 
-def model_card(run: TrainedRun, evaluations: dict[str, dict]) -> str:
+def model_card(run: Run, evaluations: dict[str, dict]) -> str:
     """README.md: Hub metadata up front, then what the model reads and writes, its scores and how to use it."""
     config = run.config
     front = {"library_name": "plait", "tags": ["plait", *sorted({s.type for s in config.outputs})]}
@@ -78,7 +78,7 @@ def model_card(run: TrainedRun, evaluations: dict[str, dict]) -> str:
 
 def export_hf(run_dir: str | Path, out: str | Path, checkpoint: str = "best") -> Path:
     """Write the export folder (written under a temporary name, then renamed into place)."""
-    run = load_run(run_dir, checkpoint)
+    run = Run.load(run_dir, checkpoint)
     source = Path(run.checkpoint)
     out = Path(out)
     if out.exists() and any(out.iterdir()):

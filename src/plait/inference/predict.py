@@ -19,8 +19,8 @@ from plait.data.places import RowPlaces
 from plait.data.tables import read_table_at, require_columns, resolve_root, table_format
 from plait.errors import PlaitError
 from plait.files import atomic_path
-from plait.evaluation.evaluate import generate_rows, predict_split
-from plait.runs import TrainedRun
+from plait.evaluation.evaluate import generate_rows
+from plait.runs import Run
 
 
 PREDICT_SKIP_HINT = "pass --on-bad-sample skip to leave such rows out"
@@ -35,7 +35,7 @@ class Predictions:
     skipped_file: Path | None = None
 
 
-def predict_table(run: TrainedRun, table: pd.DataFrame, places: RowPlaces | str, on_bad_sample: str | None = None,
+def predict_table(run: Run, table: pd.DataFrame, places: RowPlaces | str, on_bad_sample: str | None = None,
                   **generation) -> pd.DataFrame:
     """`row` (position in the input), then per output `NAME_pred` (and `NAME_prob_LABEL` for categories), and with
     the attention fusion `attention_INPUT`, its weight on each input.
@@ -43,10 +43,10 @@ def predict_table(run: TrainedRun, table: pd.DataFrame, places: RowPlaces | str,
     return predict_encoded_rows(run, encode_rows(run, table, places, on_bad_sample), **generation)
 
 
-def predict_encoded_rows(run: TrainedRun, encoded: EncodedSplit, **generation) -> pd.DataFrame:
+def predict_encoded_rows(run: Run, encoded: EncodedSplit, **generation) -> pd.DataFrame:
     """`predict_table` of rows already encoded."""
-    features, tasks, batch_size = run.preprocessor.features, run.preprocessor.tasks, run.config.train.evaluation_batch_size
-    predictions = predict_split(run.model, features, tasks, encoded, batch_size, run.device)
+    features, tasks, batch_size = run.features, run.tasks, run.config.train.evaluation_batch_size
+    predictions = run.predict(encoded)
     columns: dict[str, list] = {"row": encoded.rows}
     for name, task in tasks.items():
         if task.generates:
@@ -61,7 +61,7 @@ def predict_encoded_rows(run: TrainedRun, encoded: EncodedSplit, **generation) -
     return pd.DataFrame(columns)
 
 
-def encode_rows(run: TrainedRun, table: pd.DataFrame, places: RowPlaces | str, on_bad_sample: str | None = None,
+def encode_rows(run: Run, table: pd.DataFrame, places: RowPlaces | str, on_bad_sample: str | None = None,
                 skip_hint: str = PREDICT_SKIP_HINT) -> EncodedSplit:
     """New rows' inputs, encoded with the run's preprocessing (no targets needed)."""
     places = RowPlaces.of(places)
@@ -70,7 +70,7 @@ def encode_rows(run: TrainedRun, table: pd.DataFrame, places: RowPlaces | str, o
     return run.preprocessor.encode(table, "predict", places, policy, with_targets=False, skip_hint=skip_hint)
 
 
-def read_rows(run: TrainedRun, input_path: str) -> tuple[pd.DataFrame, RowPlaces]:
+def read_rows(run: Run, input_path: str) -> tuple[pd.DataFrame, RowPlaces]:
     """The rows of a table (file paths in its cells resolve against the table's own folder), or one row per file of a
     folder, the run's one file input holding its path; and where each row is."""
     if os.path.isdir(input_path):
@@ -82,7 +82,7 @@ def read_rows(run: TrainedRun, input_path: str) -> tuple[pd.DataFrame, RowPlaces
     return table, places
 
 
-def file_input(run: TrainedRun) -> FileFeature:
+def file_input(run: Run) -> FileFeature:
     """The run's one file input (image, video, audio), which a folder or a list of paths fills."""
     files = [feature for feature in run.preprocessor.features.values() if isinstance(feature, FileFeature)]
     if len(files) != 1:
@@ -91,7 +91,7 @@ def file_input(run: TrainedRun) -> FileFeature:
     return files[0]
 
 
-def files_table(run: TrainedRun, paths: list[str]) -> pd.DataFrame:
+def files_table(run: Run, paths: list[str]) -> pd.DataFrame:
     """One row per path: the file input's column holds it, every other input is empty (its `missing` policy applies)."""
     feature = file_input(run)
     table = pd.DataFrame({feature.spec.column: [str(Path(path).resolve()) for path in paths]})
@@ -108,7 +108,7 @@ def folder_files(folder: str) -> list[str]:
     return paths
 
 
-def predict_paths(run: TrainedRun, paths: list[str], on_bad_sample: str | None = None, **generation) -> pd.DataFrame:
+def predict_paths(run: Run, paths: list[str], on_bad_sample: str | None = None, **generation) -> pd.DataFrame:
     """Predictions for a list of files, with the file path as the first column."""
     missing = [path for path in paths if not os.path.isfile(path)]
     if missing:
@@ -119,14 +119,14 @@ def predict_paths(run: TrainedRun, paths: list[str], on_bad_sample: str | None =
     return with_paths(run, table, result)
 
 
-def with_paths(run: TrainedRun, table: pd.DataFrame, result: pd.DataFrame) -> pd.DataFrame:
+def with_paths(run: Run, table: pd.DataFrame, result: pd.DataFrame) -> pd.DataFrame:
     """`result` with the file input's path of each row as its second column."""
     column = file_input(run).spec.column
     result.insert(1, column, table[column].iloc[result["row"]].tolist())
     return result
 
 
-def predict_file(run: TrainedRun, input_path: str, output_path: str, on_bad_sample: str | None = None,
+def predict_file(run: Run, input_path: str, output_path: str, on_bad_sample: str | None = None,
                  skipped_path: str | None = None, **generation) -> Predictions:
     """Predictions for a table of rows, or for every file in a folder; written to `output_path`. Rows left out
     under `skip` are listed in `skipped_path` (default: OUTPUT's name with `.skipped.jsonl`), as training lists

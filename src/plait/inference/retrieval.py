@@ -19,13 +19,13 @@ from plait.data.places import RowPlaces
 from plait.errors import PlaitError
 from plait.evaluation.evaluate import embeddings_of
 from plait.inference.predict import encode_rows, file_input, read_rows
-from plait.runs import TrainedRun, load_run
+from plait.runs import Run
 
 INDEX_FOLDER = "index"
 STOP_HINT = "this command stops at the first bad row: fix or remove it"
 
 
-def embedding_output(run: TrainedRun, name: str | None = None) -> str:
+def embedding_output(run: Run, name: str | None = None) -> str:
     """The embedding output to use: `name`, or the run's only one."""
     outputs = [n for n, task in run.preprocessor.tasks.items() if task.spec.type == "embedding"]
     if not outputs:
@@ -39,7 +39,7 @@ def embedding_output(run: TrainedRun, name: str | None = None) -> str:
     return name
 
 
-def text_columns(run: TrainedRun, rows: pd.DataFrame) -> pd.DataFrame:
+def text_columns(run: Run, rows: pd.DataFrame) -> pd.DataFrame:
     """The input columns whose cells are text (file paths, sentences): what tells a person which row a neighbour is."""
     columns = [feature.spec.column for feature in run.preprocessor.features.values()]
     return rows[[c for c in dict.fromkeys(columns) if rows[c].map(lambda v: isinstance(v, str)).any()]]
@@ -48,18 +48,17 @@ def text_columns(run: TrainedRun, rows: pd.DataFrame) -> pd.DataFrame:
 def build_index(run_dir: str | Path, split: str = "train", output: str | None = None, kind: str = "auto",
                 nlist: int | None = None, nprobe: int | None = None, which: str = "best") -> Path:
     """Index the embeddings of one split; returns the index's `.faiss` file (named OUTPUT_SPLIT)."""
-    from plait import api
     from plait.inference import index as faiss_index
 
-    run, splits, data = api.load_splits(run_dir, [split], which)
+    run = Run.load(run_dir, which)
     output = embedding_output(run, output)
-    encoded = splits[split]
-    predictions = api.predict_encoded(run, encoded)
+    encoded = run.encode([split])[split]
+    predictions = run.predict(encoded)
     vectors = embeddings_of(predictions[output]).numpy().astype(np.float32)
     target, names = encoded.targets[output], run.preprocessor.tasks[output].label_names()
     labels = [names[v] if present else None for v, present in zip(target["value"].tolist(), target["present"].tolist())]
     metadata = pd.concat([pd.DataFrame({"row": encoded.rows, "label": labels}),
-                          text_columns(run, data.table.iloc[encoded.rows]).reset_index(drop=True)], axis=1)
+                          text_columns(run, run.data.table.iloc[encoded.rows]).reset_index(drop=True)], axis=1)
     index = faiss_index.build_index(vectors, kind, nlist, nprobe)
     name = f"{output}_{split}"
     faiss_index.save_index(Path(run.folder) / INDEX_FOLDER, name, index, metadata,
@@ -83,15 +82,14 @@ def search(run_dir: str | Path, input_path: str, k: int = 10, index_name: str | 
     """The `k` nearest indexed rows of each row of a table (or file of a folder): one line per query and neighbour,
     with `query` (the query's row, or its file), `rank`, `score` (cosine similarity) and the neighbour's row, label
     and files or texts."""
-    from plait import api
     from plait.inference import index as faiss_index
 
-    run = load_run(run_dir, which)
+    run = Run.load(run_dir, which)
     name = chosen_index(run.folder, index_name)
     index, metadata, info = faiss_index.load_index(run.folder / INDEX_FOLDER, name)
     table, places = read_rows(run, input_path)
     encoded = encode_rows(run, table, places, skip_hint=STOP_HINT)
-    predictions = api.predict_encoded(run, encoded)
+    predictions = run.predict(encoded)
     queries = embeddings_of(predictions[info["output"]]).numpy().astype(np.float32)
     scores, positions = faiss_index.search(index, queries, k)
     if Path(input_path).is_dir():  # a folder: name each query by its file
@@ -102,7 +100,7 @@ def search(run_dir: str | Path, input_path: str, k: int = 10, index_name: str | 
 
 
 @torch.no_grad()
-def embed(run: TrainedRun, table: pd.DataFrame, places: RowPlaces | str, only: list[str] | None = None) -> pd.DataFrame:
+def embed(run: Run, table: pd.DataFrame, places: RowPlaces | str, only: list[str] | None = None) -> pd.DataFrame:
     """`row`, then a vector column per input (its encoder's output; a missing value's learned 'missing' vector),
     `fused` (the fused representation; not with late fusion) and one per embedding output; `only` keeps some."""
     model, features = run.model, run.preprocessor.features
@@ -135,7 +133,7 @@ def embed_file(run_dir: str | Path, input_path: str, output_path: str, only: lis
     one cell, CSV spreads it over NAME_0, NAME_1, ...)."""
     from plait.inference.predict import write_table
 
-    run = load_run(run_dir, which)
+    run = Run.load(run_dir, which)
     table, places = read_rows(run, input_path)
     result = embed(run, table, places, only)
     write_table(result, output_path)

@@ -1,4 +1,4 @@
-"""`report.html`: everything the page shows is gathered in `ReportData` (by `plait.api` at the end of training, or
+"""`report.html`: everything the page shows is gathered in `ReportData` (by plait.runs.final, at the end of training or
 by `plait report DIR` for any run), then each section renders its part of it."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from plait.report.page import page
 
 @dataclass
 class ReportData:
-    run: object  # a TrainedRun with its best weights loaded
+    run: object  # a plait.runs.Run with its best weights loaded
     table: pd.DataFrame  # the data table: the raw cells the gallery shows
     split: object  # the EncodedSplit the predictions, per-class tables, gallery and ablation are of
     predictions: dict  # that split's predictions per output

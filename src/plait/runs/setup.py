@@ -1,4 +1,4 @@
-"""Run folders and the data a run reads: create a run, read and split its table, load a trained run back."""
+"""What every run sets up: torch (seeds, threads, device), its folder, its preprocessor, its table and its cache."""
 
 from __future__ import annotations
 
@@ -6,22 +6,19 @@ import json
 import os
 import random
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-import plait.components  # noqa: F401  (registers the feature types, encoders, tasks and fusions a run builds)
-from plait.config import Config, load_config
+from plait.config import Config
 from plait.data import remote
 from plait.data.cache import FeatureCache
 from plait.data.dataset import SKIP_HINT, EncodedSplit, Preprocessor
 from plait.data.tables import SPLITS, Data, assign_splits, read_table_at, require_columns, resolve_root
 from plait.errors import PlaitError
 from plait.files import write_atomic
-from plait.models.model import MultimodalModel
-from plait.training.checkpoint import has_checkpoint, load_preprocessing, load_weights
+from plait.training.checkpoint import has_checkpoint
 
 
 def new_run_dir(config: Config, parent: str | Path = "runs") -> Path:
@@ -78,18 +75,6 @@ def make_preprocessor(config: Config) -> Preprocessor:
     return Preprocessor(config, resolve_root(config.data.table, config.data.root))
 
 
-@dataclass
-class TrainedRun:
-    """A run folder loaded back: its config, fitted preprocessing and model weights."""
-
-    folder: Path
-    config: Config
-    preprocessor: Preprocessor
-    model: MultimodalModel
-    device: torch.device
-    checkpoint: Path  # the folder the weights came from
-
-
 def chosen_checkpoint(folder: Path, which: str) -> Path:
     """`checkpoints/WHICH`, or `checkpoints/last` when the run has no such checkpoint (e.g. no best yet)."""
     wanted = Path(folder) / "checkpoints" / which
@@ -99,22 +84,6 @@ def chosen_checkpoint(folder: Path, which: str) -> Path:
 def is_export(folder: Path) -> bool:
     """A folder written by `plait export`: the weights sit beside config.yaml, with no checkpoints/ folder."""
     return (folder / "model.safetensors").is_file() and not (folder / "checkpoints").is_dir()
-
-
-def load_run(folder: str | Path, which: str = "best") -> TrainedRun:
-    """A run folder (its `which` checkpoint), or a folder written by `plait export`."""
-    folder = Path(folder)
-    if not (folder / "config.yaml").is_file():
-        raise PlaitError(f"{folder}: not a plait run folder (no config.yaml)")
-    config = load_config(folder / "config.yaml")
-    checkpoint = folder if is_export(folder) else chosen_checkpoint(folder, which)
-    device = configure_torch(config.train)
-    preprocessor = make_preprocessor(config)
-    preprocessor.load_state_dict(load_preprocessing(checkpoint))
-    model = MultimodalModel(config, preprocessor.features, preprocessor.tasks).to(device)
-    load_weights(checkpoint, model)
-    model.eval()
-    return TrainedRun(folder, config, preprocessor, model, device, checkpoint)
 
 
 def write_json(path: Path, value) -> None:

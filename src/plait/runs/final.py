@@ -1,0 +1,78 @@
+"""A trained run's final outputs: `evaluation/SPLIT.json` of validation and test, the plots and `report.html`, written
+at the end of training (`finish`) or again for any run folder (`report`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from plait.console import say
+from plait.errors import PlaitError
+from plait.evaluation.evaluate import uses_gallery
+from plait.evaluation.plots import history_plots
+from plait.report.build import ReportData, write_report
+from plait.runs.run import Evaluation, Run
+from plait.training.tracking import NullTracker, read_metrics
+
+
+def finish(run: Run, splits: dict, real_rows: int | None = None, tracker=NullTracker()) -> None:
+    """With the best weights loaded: evaluate validation and test, write evaluation/<split>.json, the plots and
+    report.html, and hand the final metrics and files to the trackers. Rows from `real_rows` on were generated
+    (data.augment): trained on, but never part of a retrieval gallery."""
+    plots = run.folder / "plots"
+    curves = history_plots(read_metrics(run.folder), str(plots))
+    galleries = {name: run.gallery(splits[name], real_rows) for name in uses_gallery(run.config.outputs) if name in splits}
+    shown = report_split(run, [name for name in splits if len(splits[name])])
+    evaluations = {}
+    for name in ("validation", "test"):
+        if name in splits and len(splits[name]):
+            evaluations[name] = run.evaluate(splits, name, galleries)
+            run.write_evaluation(evaluations[name])
+    metrics_by_split = {name: evaluation.metrics for name, evaluation in evaluations.items()}
+    files = sorted(plots.glob("*.png"))
+    if run.config.report.write and shown not in evaluations:
+        say("[yellow]report.html not written: the run has no validation or test rows to show[/yellow]")
+    elif run.config.report.write:
+        shown_evaluation = evaluations[shown]
+        shown_evaluation.galleries = {name: gallery for name, gallery in galleries.items() if name != shown}
+        rows = {name: len(split) for name, split in splits.items()}
+        files.append(_write_report(run, shown_evaluation, metrics_by_split, rows, curves))
+    final = {f"{split}.{key}": value for split, metrics in metrics_by_split.items() for key, value in metrics.items()}
+    tracker.log_final(final, files, run.checkpoint)
+
+
+def report(run: Run, split: str | None = None) -> Path:
+    """Write `report.html` for a trained run: `split` (default: the config's `report.split`) is evaluated again, the
+    other splits' final metrics are read from `evaluation/`."""
+    present = run.splits()
+    shown = split or report_split(run, present)
+    run.require_split(shown)
+    evaluation = run.evaluate_split(shown)
+    metrics_by_split = {}
+    for name in ("train", "validation", "test"):
+        saved = run.folder / "evaluation" / f"{name}.json"
+        if name == shown:
+            metrics_by_split[name] = evaluation.metrics
+        elif saved.is_file():
+            metrics_by_split[name] = json.loads(saved.read_text(encoding="utf-8"))
+    curves = history_plots(read_metrics(run.folder), str(run.folder / "plots"))
+    rows = {name: int((run.data.split_of_row == name).sum()) for name in present}  # before any bad row is skipped
+    return _write_report(run, evaluation, metrics_by_split, rows, curves)
+
+
+def report_split(run: Run, splits: list[str]) -> str | None:
+    """The split the report shows: `report.split`, or (`auto`, or the chosen one is empty) test, else validation."""
+    preferred = [run.config.report.split] if run.config.report.split != "auto" else []
+    return next((name for name in [*preferred, "test", "validation"] if name in splits), None)
+
+
+def _write_report(run: Run, shown: Evaluation, metrics_by_split: dict, rows: dict, curves: list) -> Path:
+    """report.html of the shown split, with its modality ablation (also written to evaluation/ablation_SPLIT.json)."""
+    ablation = None
+    if run.config.report.ablation and len(run.features) > 1:
+        ablation = run.ablate(shown.split, metrics_by_split[shown.split.name])
+        run.write_ablation(ablation)
+    path = write_report(ReportData(run, run.data.table, shown.split, shown.predictions, metrics_by_split, rows, curves,
+                                   run.output_plots(shown), ablation, shown.galleries))
+    say(f"report: {path}")
+    return path

@@ -1,0 +1,209 @@
+"""`Run`: one run held in memory. It owns the run's folder, config, device, process group, fitted preprocessing and
+model, and reads its table and opens its feature cache on first use; its methods encode, predict, evaluate and
+write. Loaded once (`Run.load`), it answers many calls: the verbs, inference, the report and a server all hold one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+
+import plait.components  # noqa: F401  (registers the feature types, encoders, tasks and fusions a run builds)
+from plait.config import Config, load_config
+from plait.data.cache import FeatureCache
+from plait.data.dataset import SKIP_HINT, EncodedSplit
+from plait.data.tables import Data
+from plait.errors import PlaitError
+from plait.evaluation.ablation import Ablation, ablate
+from plait.evaluation.captions import write_samples
+from plait.evaluation.evaluate import evaluate_split, predict_split, search_gallery, uses_gallery
+from plait.models.frozen import embed_frozen_inputs
+from plait.models.model import MultimodalModel
+from plait.runs.setup import (chosen_checkpoint, configure_torch, encode_split, is_export, make_cache, make_preprocessor,
+                              nonempty_splits, read_data, write_json)
+from plait.training import distributed
+from plait.training.checkpoint import load_preprocessing, load_weights
+
+
+@dataclass
+class Evaluation:
+    """A split's metrics and predictions, and the other splits its outputs searched as galleries."""
+
+    split: EncodedSplit
+    metrics: dict[str, float]
+    predictions: dict
+    galleries: dict[str, tuple] = field(default_factory=dict)  # split name → (split, predictions)
+
+
+class Run:
+    """One run: `folder` (None for a run kept in memory only, e.g. while building the cache), `config`, `device`,
+    `world` (the processes training together), `preprocessor`, `model` (None until built or loaded) and
+    `checkpoint` (the folder its weights came from)."""
+
+    def __init__(self, folder: Path | None, config: Config, device: torch.device, preprocessor,
+                 model: MultimodalModel | None = None, checkpoint: Path | None = None,
+                 world: distributed.World | None = None):
+        self.folder = Path(folder) if folder is not None else None
+        self.config, self.device, self.preprocessor = config, device, preprocessor
+        self.model, self.checkpoint = model, checkpoint
+        self.world = world or distributed.World()
+        self._data: Data | None = None
+        self._cache: FeatureCache | None = None
+
+    @classmethod
+    def start(cls, config: Config, folder: Path | None = None) -> Run:
+        """A new run of `config` in this process (seeded), before its preprocessing is fitted or its model built."""
+        return cls(folder, config, configure_torch(config.train), make_preprocessor(config))
+
+    @classmethod
+    def load(cls, folder: str | Path, which: str = "best") -> Run:
+        """A trained run folder (its `which` checkpoint, or `last` when it has none), or a `plait export` folder."""
+        folder = Path(folder)
+        if not (folder / "config.yaml").is_file():
+            raise PlaitError(f"{folder}: not a plait run folder (no config.yaml)")
+        run = cls.start(load_config(folder / "config.yaml"), folder)
+        run.checkpoint = folder if is_export(folder) else chosen_checkpoint(folder, which)
+        run.preprocessor.load_state_dict(load_preprocessing(run.checkpoint))
+        run.build_model()
+        load_weights(run.checkpoint, run.model)
+        run.model.eval()
+        return run
+
+    def join_processes(self) -> None:
+        """Join the processes a launcher (torchrun, mpirun) started beside this one: a world of one without one."""
+        train = self.config.train
+        self.world = distributed.start(address=train.master_address, port=train.master_port,
+                                       use_cuda=self.device.type == "cuda")
+        if self.device.type == "cuda" and self.world.is_distributed:
+            self.device = torch.device("cuda", self.world.local_rank)
+
+    # ── what the run is made of ──────────────────────────────────────────────────────────────────────
+    @property
+    def features(self) -> dict:
+        return self.preprocessor.features
+
+    @property
+    def tasks(self) -> dict:
+        return self.preprocessor.tasks
+
+    @property
+    def data(self) -> Data:
+        """The run's table and the split of each row, read on first use."""
+        if self._data is None:
+            self._data = read_data(self.config, self.preprocessor)
+        return self._data
+
+    @data.setter
+    def data(self, data: Data) -> None:
+        self._data = data
+
+    @property
+    def cache(self) -> FeatureCache | None:
+        """The feature cache (None when the config keeps none): one per run, so its stores index the shards once."""
+        if self._cache is None and self.config.data.cache:
+            self._cache = make_cache(self.config)
+        return self._cache
+
+    def build_model(self) -> MultimodalModel:
+        """A model with fresh weights (drawn from torch's current random state) for the fitted preprocessing."""
+        self.model = MultimodalModel(self.config, self.features, self.tasks).to(self.device)
+        return self.model
+
+    def reset_weights(self) -> None:
+        """Fresh random weights drawn with the run's seed: the untrained floor. Pretrained encoders load theirs again."""
+        torch.manual_seed(self.config.train.seed)
+        self.build_model()
+
+    # ── encoding ─────────────────────────────────────────────────────────────────────────────────────
+    def splits(self) -> list[str]:
+        """The splits of the table that hold rows, in order (train, validation, test)."""
+        return nonempty_splits(self.data)
+
+    def require_split(self, name: str) -> None:
+        if not (self.data.split_of_row == name).any():
+            raise PlaitError(f"{self.data.source}: no rows in split {name!r}")
+
+    def encode(self, names: list[str], skip_hint: str = SKIP_HINT) -> dict[str, EncodedSplit]:
+        """Splits of the table, encoded with the run's preprocessing (through its cache), and with the frozen
+        encoders' embeddings in place when the model is built. A bad cell's error ends with `skip_hint`."""
+        for name in names:
+            self.require_split(name)
+        splits = {name: encode_split(self.data, self.preprocessor, name, self.config, self.cache, skip_hint)
+                  for name in dict.fromkeys(names)}
+        if self.model is not None:
+            self.embed_frozen(splits)
+        return splits
+
+    def embed_frozen(self, splits: dict[str, EncodedSplit]) -> None:
+        """Each frozen, cached encoder's input in every split replaced by its embedding (in place)."""
+        embed_frozen_inputs(self.model, self.features, self.config, splits, self.cache, self.device)
+
+    def with_galleries(self, name: str) -> list[str]:
+        """`name`, then every other split the run's outputs search as a gallery."""
+        return [name, *sorted(uses_gallery(self.config.outputs) - {name})]
+
+    # ── predicting and evaluating ────────────────────────────────────────────────────────────────────
+    def predict(self, split: EncodedSplit) -> dict:
+        """The model's raw predictions per output for every row of an encoded split."""
+        return predict_split(self.model, self.features, self.tasks, split, self.config.train.evaluation_batch_size,
+                             self.device)
+
+    def score(self, split: EncodedSplit, drop=frozenset()) -> tuple[dict[str, float], dict]:
+        """Metrics of every output on an encoded split (the inputs in `drop` left out), and the predictions."""
+        return evaluate_split(self.model, self.features, self.tasks, split, self.config.train.evaluation_batch_size,
+                              self.device, drop)
+
+    def gallery(self, split: EncodedSplit, real_rows: int | None = None) -> tuple:
+        """A split searched as a gallery, and its predictions. Rows from `real_rows` on were generated
+        (data.augment): their targets count as absent, so they are never found."""
+        predictions = self.predict(split)
+        if real_rows is not None:
+            real = torch.tensor(split.rows) < real_rows
+            targets = {name: {**target, "present": target["present"] & real} for name, target in split.targets.items()}
+            split = SimpleNamespace(name=split.name, targets=targets, rows=split.rows)
+        return split, predictions
+
+    def evaluate(self, splits: dict[str, EncodedSplit], name: str, galleries: dict | None = None) -> Evaluation:
+        """Split `name` of the encoded `splits`, searched among `galleries` (default: every other split given)."""
+        metrics, predictions = self.score(splits[name])
+        if galleries is None:
+            galleries = {other: self.gallery(splits[other]) for other in splits if other != name}
+        for gallery, gallery_predictions in galleries.values():
+            metrics.update(search_gallery(self.tasks, predictions, splits[name], gallery, gallery_predictions))
+        return Evaluation(splits[name], metrics, predictions, galleries)
+
+    def evaluate_split(self, name: str) -> Evaluation:
+        """Split `name` of the table encoded and evaluated, with its outputs' gallery searches."""
+        return self.evaluate(self.encode(self.with_galleries(name)), name)
+
+    def ablate(self, split: EncodedSplit, fused: dict | None = None) -> Ablation:
+        """Metrics with every input, each input left out, and each kept alone (three inputs or more). `fused`: the
+        metrics with every input, when already known."""
+        return ablate(lambda drop: self.score(split, drop)[0], list(self.features), self.tasks, split.name, fused)
+
+    # ── writing ──────────────────────────────────────────────────────────────────────────────────────
+    def write_json(self, relative: str, value) -> None:
+        write_json(self.folder / relative, value)
+
+    def write_evaluation(self, evaluation: Evaluation) -> None:
+        """`evaluation/SPLIT.json`, and for each generating output a sample of what it wrote next to the references
+        (`evaluation/SPLIT_OUTPUT_samples.json`)."""
+        split = evaluation.split.name
+        self.write_json(f"evaluation/{split}.json", evaluation.metrics)
+        for name, task in self.tasks.items():
+            prediction = evaluation.predictions.get(name)
+            generated = prediction.get("generated") if isinstance(prediction, dict) else None
+            if generated is not None and task.spec.samples:
+                write_samples(self.folder / "evaluation" / f"{split}_{name}_samples.json", generated.groups,
+                              generated.texts, generated.references, task.spec.samples)
+
+    def write_ablation(self, ablation: Ablation) -> None:
+        self.write_json(f"evaluation/ablation_{ablation.split}.json", ablation.to_json())
+
+    def output_plots(self, evaluation: Evaluation) -> dict[str, list[str]]:
+        """Each output's plots of an evaluated split (confusion matrix, scatter, embedding map) in the run's plots/."""
+        split = evaluation.split
+        return {name: task.plot(evaluation.predictions[name], split.targets[name], str(self.folder / "plots"), split.name)
+                for name, task in self.tasks.items()}

@@ -1,0 +1,135 @@
+"""Training a `Run` end to end (join the processes, fit the preprocessing, encode, train, evaluate, report), and
+building its cache ahead of training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from plait.config import Config, config_hash, save_config, to_dict
+from plait.console import console, print_table, say
+from plait.data.balancing import add_generated_rows, summary as generated_summary
+from plait.data.cache_folder import summarise
+from plait.data.dataset import write_skipped
+from plait.data.tally import print_tallies, skipped_line
+from plait.errors import PlaitError
+from plait.models.frozen import embedded_inputs
+from plait.models.model import parameter_table
+from plait.runs.final import finish
+from plait.runs.run import Run
+from plait.runs.setup import chosen_checkpoint, new_run_dir
+from plait.training import distributed
+from plait.training.checkpoint import has_checkpoint, load_preprocessing, load_state, load_weights
+from plait.training.tracking import NullTracker, Tracker, require_trackers
+from plait.training.trainer import Trainer
+
+CACHE_SKIP_HINT = "set data.on_bad_sample: skip, or add --set data.on_bad_sample=skip, to leave such rows out"
+
+
+def train(config: Config, run_dir: str | Path | None = None, resume: bool = False) -> Path:
+    """Train `config` into `run_dir` (default: a new runs/NAME-TIMESTAMP), or continue the run in `run_dir`
+    (`resume`). Under a launcher every process trains and the first alone writes. Returns the run folder."""
+    run = Run.start(config)
+    run.join_processes()  # several processes under torchrun or mpirun
+    console.quiet = not run.world.is_main
+    try:
+        _place(run, run_dir, resume)
+        last = run.folder / "checkpoints" / "last"
+        _train(run, resuming=distributed.share(resume and has_checkpoint(last)))  # every rank resumes, or none does
+    finally:
+        console.quiet = False
+        distributed.stop()
+    return run.folder
+
+
+def _place(run: Run, run_dir: str | Path | None, resume: bool) -> None:
+    """The run's folder: `run_dir`, or one named by the first process; a new run's config is saved in it."""
+    if resume:
+        run.folder = Path(run_dir)
+        return
+    run.folder = distributed.share(Path(run_dir) if run_dir else new_run_dir(run.config))
+    if run.world.is_main:
+        run.folder.mkdir(parents=True, exist_ok=True)
+        save_config(run.config, run.folder / "config.yaml")
+
+
+def _train(run: Run, resuming: bool) -> None:
+    """Every rank trains; rank 0 alone writes."""
+    config, world, last = run.config, run.world, run.folder / "checkpoints" / "last"
+    say(f"run folder: {run.folder}  (config {config_hash(config)}{', resuming' if resuming else ''})"
+        + (f"  {world.size} processes" if world.is_distributed else ""))
+    require_trackers(config.tracking)  # a missing tracker package fails before any data work
+    real_rows = _add_generated_rows(run)
+    if resuming:
+        run.preprocessor.load_state_dict(load_preprocessing(last))
+    else:
+        _fit_preprocessing(run)
+    splits = run.encode(run.splits())
+    skipped = write_skipped(list(splits.values()), run.folder / "skipped.jsonl") if world.is_main else 0
+    print_tallies(splits.values())
+    if skipped:
+        say(f"[yellow]{skipped_line(skipped, run.folder / 'skipped.jsonl')}[/yellow]")
+    say("rows: " + ", ".join(f"{name} {len(split)}" for name, split in splits.items()))
+
+    model = run.build_model()
+    print_table("parameters", ["component", "trainable", "frozen"], parameter_table(model))
+    run.embed_frozen(splits)
+    tracker = NullTracker()
+    if world.is_main:
+        tracker = Tracker(run.folder, resume_step=load_state(last)["progress"]["step"] if resuming else None,
+                          backends=config.tracking, config=to_dict(config), name=run.folder.name)
+    try:
+        trainer = Trainer(model, run.features, run.tasks, splits["train"], splits.get("validation"), config.train,
+                          run.folder, run.preprocessor.state_dict(), run.device, tracker)
+        if resuming:
+            trainer.restore(last)
+        trainer.fit()
+        if world.is_main:
+            run.checkpoint = chosen_checkpoint(run.folder, "best")
+            load_weights(run.checkpoint, model)
+            finish(run, splits, real_rows, tracker)
+    finally:
+        tracker.close()
+    distributed.barrier()
+    say(f"done: {run.folder}")
+
+
+def _add_generated_rows(run: Run) -> int:
+    """The table with the rows `data.augment.generated` asks for added after the real ones; returns how many
+    real rows there are."""
+    real_rows = len(run.data.table)
+    if run.config.data.augment.generated is not None:
+        run.data, report = add_generated_rows(run.data, run.config)
+        if run.world.is_main:
+            run.write_json("augmentation.json", report)
+        say(generated_summary(report))
+    if not (run.data.split_of_row == "train").any():
+        raise PlaitError(f"{run.data.source}: no row is in the training split")
+    return real_rows
+
+
+def _fit_preprocessing(run: Run) -> None:
+    """Fit the preprocessing on the training rows; the first process saves the tasks' files (e.g. a tokenizer)."""
+    run.preprocessor.fit(run.data.rows("train"))
+    if run.world.is_main:
+        for task in run.tasks.values():
+            task.save_files(run.folder)
+
+
+def build_cache(config: Config, skipped_file: str | Path | None = None) -> dict:
+    """Decode and store every split's cached inputs (and frozen encoders' embeddings) ahead of training.
+    Returns the cache summary of the namespaces this config uses (`namespaces`), and the count of bad rows passed
+    over under `skip` (`skipped`), listed in `skipped_file` (default: `skipped-NAME.jsonl` in the cache folder)."""
+    if not config.data.cache:
+        raise PlaitError("data.cache is false in this config: there is no cache to build")
+    run = Run.start(config)
+    run.preprocessor.fit(run.data.rows("train"))  # fitted state (e.g. a text vocabulary) is part of a cache key
+    splits = run.encode(run.splits(), CACHE_SKIP_HINT)
+    print_tallies(splits.values())
+    if embedded_inputs(config):
+        run.build_model()
+        run.embed_frozen(splits)
+    used = set(run.cache.stores)  # the namespaces this config read or wrote
+    skipped_file = Path(skipped_file) if skipped_file else run.cache.folder / f"skipped-{config.name}.jsonl"
+    skipped = write_skipped(list(splits.values()), skipped_file)
+    return {"namespaces": [row for row in summarise(run.cache.folder) if row["namespace"] in used], "skipped": skipped,
+            "skipped_file": str(skipped_file) if skipped else None}
