@@ -16,6 +16,8 @@ import av
 import fsspec
 import numpy as np
 
+from plait.errors import file_error_reason, first_line
+
 
 class MediaError(Exception):
     """A file that cannot be used; the message is a short reason."""
@@ -26,12 +28,9 @@ class NoStream(MediaError):
 
 
 def short_reason(error: Exception) -> str:
-    if isinstance(error, FileNotFoundError):
-        return "no such file"
-    if isinstance(error, IsADirectoryError):
-        return "is a folder, not a file"
-    if isinstance(error, PermissionError):
-        return "permission denied"
+    """Why a media file could not be used, in a few words."""
+    if reason := file_error_reason(error):
+        return reason
     if isinstance(error, av.error.InvalidDataError):
         return "not a media file, or corrupt"
     if isinstance(error, av.error.EOFError):
@@ -40,8 +39,7 @@ def short_reason(error: Exception) -> str:
         return "not a media file, or corrupt"  # FFmpeg's "Invalid argument", e.g. for a file it cannot probe
     if isinstance(error, (av.error.FFmpegError, OSError)) and error.strerror:
         return error.strerror[:200]  # words only: without the errno and the file name FFmpeg appends
-    text = str(error).splitlines()[0] if str(error) else type(error).__name__
-    return text[:200]
+    return first_line(error)
 
 
 @contextmanager

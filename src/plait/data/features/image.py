@@ -16,7 +16,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from plait.data.features.pixels import PixelFeature
 from plait.data.features.preview_media import thumbnail
-from plait.errors import BadSample
+from plait.errors import BadSample, file_error_reason, first_line
 from plait.html import image_uri, img
 from plait.registry import FEATURES
 from plait.settings.image import ImageSettings
@@ -24,16 +24,10 @@ from plait.settings.image import ImageSettings
 
 def short_reason(error: Exception) -> str:
     """Why an image file could not be used, in a few words."""
-    if isinstance(error, FileNotFoundError):
-        return "no such file"
-    if isinstance(error, IsADirectoryError):
-        return "is a folder, not a file"
     if isinstance(error, UnidentifiedImageError):
         return "not an image file"
-    text = str(error).splitlines()[0] if str(error) else type(error).__name__
-    if "truncated" in text.lower():
-        return "truncated or corrupt image"
-    return text[:200]
+    text = first_line(error)
+    return file_error_reason(error) or ("truncated or corrupt image" if "truncated" in text.lower() else text)
 
 
 @FEATURES.register("image")
