@@ -44,7 +44,11 @@ def _input_model(input_settings):
     )
 
 
-InputConfig = _union([_input_model(input_settings) for input_settings in INPUTS], "type")
+def _input_union():
+    return _union([_input_model(input_settings) for input_settings in INPUTS], "type")
+
+
+InputConfig = _input_union()
 OutputConfig = _union(OUTPUTS, "type")
 FusionConfig = _union(FUSIONS, "name")
 
@@ -266,6 +270,20 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
             else:
                 raise PlaitError(f"--set {text}: {'.'.join(path[:depth])} is not a section")
     return raw
+
+
+def add_input_settings(settings: type, encoders: list[type]) -> None:
+    """Make the schema accept an input type defined outside plait: its settings (`type` and keys) and its encoders'
+    settings join the lists, and `Config` is rebuilt in place, so every module holding it sees the new type."""
+    INPUTS.append(settings)
+    ENCODERS.extend(encoders)
+    rebuild_schema()
+
+
+def rebuild_schema() -> None:
+    """`Config` rebuilt from the current lists of input and encoder settings (after they change)."""
+    Config.model_fields["inputs"].annotation = list[_input_union()]
+    Config.model_rebuild(force=True)
 
 
 def validate(raw: Any, source: str = "config") -> Config:
