@@ -1,7 +1,8 @@
 """Imports every feature type, encoder, task type and fusion so they register themselves by name.
 
-A new modality adds its feature module and its encoder module here, and its keys to `plait.settings` (torch-free,
-so a config validates without loading any of these)."""
+A new modality of plait's own adds its feature module and its encoder module here, and its keys to `plait.settings`
+(torch-free, so a config validates without loading any of these); one kept outside plait registers itself with
+`plait.modalities.add_modality` instead (CONTRIBUTING.md)."""
 
 from plait.data.features import audio, category, image, numeric, sequence, text, video  # noqa: F401
 from plait.models import fusion, late  # noqa: F401
