@@ -39,7 +39,7 @@ from plait.demo.synthetic_meld import EMOTIONS, SENTIMENT, moving_patch, utteran
 from plait.demo.runner import demo_recipe
 from plait.models.frozen import embed_frozen_inputs
 from plait.models.model import MultimodalModel
-from plait.runs import configure_torch, make_preprocessor, read_data
+from plait.runs.setup import configure_torch, make_preprocessor, read_data
 from plait.training.optim import build_optimizer
 
 

@@ -54,7 +54,7 @@ from plait import console as plait_console
 from plait.config import validate
 from plait.data.dataset import prepare_inputs, to_device
 from plait.models.model import MultimodalModel
-from plait.runs import configure_torch, encode_split, make_preprocessor, read_data
+from plait.runs.setup import configure_torch, encode_split, make_preprocessor, read_data
 from plait.training.tracking import Tracker
 from plait.training.sampler import epoch_order
 from plait.training.trainer import Trainer

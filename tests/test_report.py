@@ -142,6 +142,7 @@ def test_report_and_its_ablation_can_be_turned_off(tmp_path):
     config["report"] = {"write": False}
     run = api.train(validate(config), run_dir=tmp_path / "run")
     assert not (run / "report.html").exists() and not (run / "evaluation" / "ablation_test.json").exists()
+    assert (run / "plots" / "confusion_label.png").is_file()  # the outputs' plots do not wait for the page
     config["report"] = {"ablation": False}
     run = api.train(validate(config), run_dir=tmp_path / "run2")
     html = (run / "report.html").read_text(encoding="utf-8")

@@ -144,6 +144,18 @@ def test_a_registered_modality_is_checked_like_plait_own(colour_modality, tmp_pa
         validate(raw)
 
 
+def test_a_modality_whose_names_are_taken_is_refused_whole(colour_modality):
+    from plait.modalities import add_modality
+    from plait.registry import FEATURES
+
+    class Shade(Colour):
+        Settings = type("ShadeSettings", (ColourSettings,), {"__annotations__": {"type": Literal["shade"]}, "type": "shade"})
+
+    with pytest.raises(ValueError, match="already registered: rgb_mlp"):
+        add_modality(Shade, [RgbMlp])
+    assert "shade" not in FEATURES  # nothing half-registered
+
+
 def test_the_registration_is_undone_with_the_fixture():
     with pytest.raises(PlaitError, match="unknown value 'colour'"):
         validate(colour_config("colours.csv"))

@@ -1,5 +1,5 @@
-"""The verbs, as plain Python: `train`, `evaluate`, `ablate`, `report`, `build_cache`. Each is a few lines over a
-`Run` (plait.runs); the CLI is a thin layer over these."""
+"""The verbs, as plain Python: `train`, `build_cache`, `evaluate`, `evaluate_untrained`, `evaluate_baseline`,
+`ablate`, `report`. Each is a few lines over a `Run` (plait.runs); the CLI is a thin layer over these."""
 
 from __future__ import annotations
 

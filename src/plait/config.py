@@ -18,6 +18,7 @@ from pydantic import Field, PositiveInt, ValidationError, create_model, field_va
 from plait.settings import ENCODERS, FUSIONS, INPUTS, OUTPUTS, name_of
 from plait.settings.fusion import ConcatConfig
 from plait.errors import PlaitError
+from plait.files import write_atomic
 from plait.schema import Section, format_validation_error
 
 
@@ -335,7 +336,7 @@ def config_text(config: Config | dict) -> str:
 
 
 def save_config(config: Config, path: str | Path) -> None:
-    Path(path).write_text(config_text(config), encoding="utf-8")
+    write_atomic(path, config_text(config))
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:

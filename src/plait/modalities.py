@@ -16,10 +16,13 @@ from plait.settings import name_of
 
 def add_modality(feature: type, encoders: list[type]) -> None:
     """Register `feature` and `encoders` by the names their settings give, and let configs use them."""
-    kind = name_of(feature.Settings)
-    if not any(name_of(encoder.Config) == feature.Settings.default_encoder for encoder in encoders):
+    kind, names = name_of(feature.Settings), [name_of(encoder.Config) for encoder in encoders]
+    if feature.Settings.default_encoder not in names:
         raise ValueError(f"{kind}: default_encoder {feature.Settings.default_encoder!r} is not among its encoders")
+    taken = [kind] * (kind in FEATURES) + [name for name in names if name in ENCODERS]
+    if taken:  # checked before anything is registered, so a refused modality leaves nothing behind
+        raise ValueError(f"already registered: {', '.join(taken)}")
     FEATURES.register(kind)(feature)
-    for encoder in encoders:
-        ENCODERS.register(name_of(encoder.Config))(encoder)
+    for name, encoder in zip(names, encoders):
+        ENCODERS.register(name)(encoder)
     add_input_settings(feature.Settings, [encoder.Config for encoder in encoders])

@@ -27,4 +27,3 @@ def resolve_pretrained(path: str) -> str:
             "save the model with `save_pretrained` and give its folder, or use `minilm` for the packaged text encoder."
         )
     return str(folder.resolve())
-

@@ -32,7 +32,6 @@ from pathlib import Path, PurePosixPath
 import yaml
 
 from plait.errors import PlaitError
-from plait.files import atomic_path
 
 HYPERPARAMETERS_FILE = Path("/opt/ml/input/config/hyperparameters.json")
 CHECKPOINT_ROOT = Path("/opt/ml/checkpoints")
@@ -172,8 +171,7 @@ def _take_new_train_settings(run_dir: Path, fresh) -> None:
         raise PlaitError(f"{run_dir}: the checkpoint was trained with other {', '.join(changed)} settings; "
                          "resume with the same config, or give the job a new checkpoint location")
     # every process writes the same file, atomically, before reading it back: none can read a stale or torn one
-    with atomic_path(run_dir / "config.yaml") as temporary:
-        save_config(fresh, temporary)
+    save_config(fresh, run_dir / "config.yaml")
 
 
 def publish(run_dir: str | Path, env=os.environ) -> None:

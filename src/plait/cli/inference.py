@@ -105,7 +105,7 @@ def caption(
     from plait.runs import Run
 
     run = Run.load(run_dir, checkpoint.value)
-    outputs = [name for name, task in run.preprocessor.tasks.items() if task.generates]
+    outputs = [name for name, task in run.tasks.items() if task.generates]
     if not outputs:
         raise PlaitError(f"{run_dir}: this run has no caption output")
     result = predict_paths(run, [str(path) for path in files], "error", beam_size=beam_size,

@@ -9,7 +9,6 @@ and test keep exactly the table's own rows.
 from __future__ import annotations
 
 import dataclasses
-from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,7 +17,7 @@ import pandas as pd
 from plait.data.columns import is_missing
 from plait.data.places import RowPlaces, joined
 from plait.data.tables import Data
-from plait.data.features.category import cell_key
+from plait.data.features.category import cell_key, label_counts
 from plait.errors import PlaitError
 
 if TYPE_CHECKING:
@@ -93,7 +92,7 @@ def add_generated_rows(data: Data, config: Config) -> tuple[Data, dict]:
     files = generated_files(Path(settings.folder))
 
     train = data.rows("train")[label.column]
-    counts = Counter(cell_key(v) for v in train if not is_missing(v))
+    counts = label_counts(v for v in train if not is_missing(v))
     value_of = {cell_key(v): v for v in train if not is_missing(v)}  # the table's own cell, so its type is kept
     classes, paths, labels = {}, [], []
     for key in sorted(counts):

@@ -37,6 +37,10 @@ class Data:
     def rows(self, split: str) -> pd.DataFrame:
         return self.table[self.split_of_row == split]
 
+    def count(self, split: str) -> int:
+        """How many rows the table puts in `split`."""
+        return int((self.split_of_row == split).sum())
+
 
 def table_format(url: str, declared: str = "auto") -> str:
     if declared != "auto":

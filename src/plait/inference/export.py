@@ -90,7 +90,7 @@ def export_hf(run_dir: str | Path, out: str | Path, checkpoint: str = "best") ->
         shutil.copy2(source / name, staging / name)
     save_config(run.config, staging / "config.yaml")
     (staging / "config.json").write_text(json.dumps(summary(run, checkpoint), indent=2), encoding="utf-8")
-    for task in run.preprocessor.tasks.values():
+    for task in run.tasks.values():
         task.save_files(staging)
     evaluations = {}
     for path in sorted((Path(run_dir) / "evaluation").glob("*.json")):

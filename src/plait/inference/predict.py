@@ -77,16 +77,16 @@ def read_rows(run: Run, input_path: str) -> tuple[pd.DataFrame, RowPlaces]:
         paths = folder_files(input_path)
         return files_table(run, paths), RowPlaces.of_files(input_path, paths)
     table, places = read_table_at(input_path)
-    for feature in run.preprocessor.features.values():
+    for feature in run.features.values():
         feature.base_dir = resolve_root(input_path, None)
     return table, places
 
 
 def file_input(run: Run) -> FileFeature:
     """The run's one file input (image, video, audio), which a folder or a list of paths fills."""
-    files = [feature for feature in run.preprocessor.features.values() if isinstance(feature, FileFeature)]
+    files = [feature for feature in run.features.values() if isinstance(feature, FileFeature)]
     if len(files) != 1:
-        names = ", ".join(f"{f.spec.name} ({f.name})" for f in run.preprocessor.features.values())
+        names = ", ".join(f"{f.spec.name} ({f.name})" for f in run.features.values())
         raise PlaitError(f"a folder or list of files needs a run with exactly one file input; this run reads {names}: give a table instead")
     return files[0]
 
@@ -95,7 +95,7 @@ def files_table(run: Run, paths: list[str]) -> pd.DataFrame:
     """One row per path: the file input's column holds it, every other input is empty (its `missing` policy applies)."""
     feature = file_input(run)
     table = pd.DataFrame({feature.spec.column: [str(Path(path).resolve()) for path in paths]})
-    for other in run.preprocessor.features.values():
+    for other in run.features.values():
         if other is not feature:
             table[other.spec.column] = np.nan
     return table

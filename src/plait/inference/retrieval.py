@@ -27,7 +27,7 @@ STOP_HINT = "this command stops at the first bad row: fix or remove it"
 
 def embedding_output(run: Run, name: str | None = None) -> str:
     """The embedding output to use: `name`, or the run's only one."""
-    outputs = [n for n, task in run.preprocessor.tasks.items() if task.spec.type == "embedding"]
+    outputs = [n for n, task in run.tasks.items() if task.spec.type == "embedding"]
     if not outputs:
         raise PlaitError(f"{run.folder}: this run has no embedding output (outputs of type embedding are indexed)")
     if name is None:
@@ -41,7 +41,7 @@ def embedding_output(run: Run, name: str | None = None) -> str:
 
 def text_columns(run: Run, rows: pd.DataFrame) -> pd.DataFrame:
     """The input columns whose cells are text (file paths, sentences): what tells a person which row a neighbour is."""
-    columns = [feature.spec.column for feature in run.preprocessor.features.values()]
+    columns = [feature.spec.column for feature in run.features.values()]
     return rows[[c for c in dict.fromkeys(columns) if rows[c].map(lambda v: isinstance(v, str)).any()]]
 
 
@@ -55,7 +55,7 @@ def build_index(run_dir: str | Path, split: str = "train", output: str | None = 
     encoded = run.encode([split])[split]
     predictions = run.predict(encoded)
     vectors = embeddings_of(predictions[output]).numpy().astype(np.float32)
-    target, names = encoded.targets[output], run.preprocessor.tasks[output].label_names()
+    target, names = encoded.targets[output], run.tasks[output].label_names()
     labels = [names[v] if present else None for v, present in zip(target["value"].tolist(), target["present"].tolist())]
     metadata = pd.concat([pd.DataFrame({"row": encoded.rows, "label": labels}),
                           text_columns(run, run.data.table.iloc[encoded.rows]).reset_index(drop=True)], axis=1)
@@ -103,8 +103,8 @@ def search(run_dir: str | Path, input_path: str, k: int = 10, index_name: str | 
 def embed(run: Run, table: pd.DataFrame, places: RowPlaces | str, only: list[str] | None = None) -> pd.DataFrame:
     """`row`, then a vector column per input (its encoder's output; a missing value's learned 'missing' vector),
     `fused` (the fused representation; not with late fusion) and one per embedding output; `only` keeps some."""
-    model, features = run.model, run.preprocessor.features
-    embedding_outputs = [n for n, task in run.preprocessor.tasks.items() if task.spec.type == "embedding"]
+    model, features = run.model, run.features
+    embedding_outputs = [n for n, task in run.tasks.items() if task.spec.type == "embedding"]
     available = [*features, *([] if model.late else ["fused"]), *embedding_outputs]
     unknown = sorted(set(only or []) - set(available))
     if unknown:

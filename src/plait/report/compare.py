@@ -11,6 +11,7 @@ from typing import Any
 import plait.components  # noqa: F401  (registers the task types that say which way each metric is better)
 from plait.config import flatten, load_config, to_dict
 from plait.errors import PlaitError
+from plait.evaluation.saved import read_evaluation
 from plait.evaluation.plots import _save, curve_plot, plt  # pyplot, on the Agg backend plots selects
 from plait.registry import TASKS
 from plait.training.history import metric_keys, per_epoch, training_summary
@@ -80,9 +81,9 @@ def final_metrics(folder: Path, split: str) -> tuple[str | None, dict]:
     """(the split read, its metrics) from `evaluation/SPLIT.json`, else validation's; (None, {}) when the run
     has neither (it did not finish)."""
     for name in dict.fromkeys([split, "validation"]):
-        path = folder / "evaluation" / f"{name}.json"
-        if path.is_file():
-            return name, json.loads(path.read_text(encoding="utf-8"))
+        metrics = read_evaluation(folder, name)
+        if metrics is not None:
+            return name, metrics
     return None, {}
 
 

@@ -22,7 +22,7 @@ def samples(report) -> str:
         return ""
     run, split = report.run, report.split
     positions = sample_positions(report, count)
-    features, tasks = run.preprocessor.features, run.preprocessor.tasks
+    features, tasks = run.features, run.tasks
     headers = ["row", *features, *tasks]
     rows = []
     for position in positions:
@@ -120,6 +120,6 @@ def neighbours_cell(report, name: str, task, position: int) -> str:
 
 def _visual(report, table_row_number: int) -> str:
     """A small picture of a table row: its first image or video input, else its first input of any kind."""
-    features = report.run.preprocessor.features
+    features = report.run.features
     chosen = next((f for f in features.values() if f.spec.type in VISUAL), next(iter(features.values())))
     return preview(chosen, report.table.iloc[table_row_number].get(chosen.spec.column), size=72)

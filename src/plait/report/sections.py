@@ -25,11 +25,11 @@ def summary(report) -> str:
     run, split = report.run, report.split.name
     shown = report.metrics.get(split, {})
     cards = []
-    for name, task in run.preprocessor.tasks.items():
+    for name, task in run.tasks.items():
         key = f"{name}.{task.main_metric}"
         if key in shown:
             cards.append((number(shown[key]), f"{name} · {task.main_metric} ({split})"))
-    trained = training_summary(to_dict(run.config), read_metrics(run.folder), run.preprocessor.tasks)
+    trained = training_summary(to_dict(run.config), read_metrics(run.folder), run.tasks)
     cards.append((str(trained["epochs"]), "epochs trained"))
     if trained["best_monitored"] is not None:
         cards.append((number(trained["best_monitored"]), f"best {trained['monitor']} (picks the checkpoint)"))
@@ -60,7 +60,7 @@ def curves(report) -> str:
     """The loss, then each validation metric per epoch: a plot per output and metric (the run's plots/), or, with more
     than GROUP_CURVES_ABOVE outputs (fifteen binned heads), one plot per metric with a line per output."""
     names = {Path(path).stem: Path(path) for path in report.curves}
-    tasks = report.run.preprocessor.tasks
+    tasks = report.run.tasks
     if len(tasks) <= GROUP_CURVES_ABOVE:
         ordered = sorted(names, key=lambda stem: (stem != "loss", stem))
         return figures([(names[stem], "loss per epoch" if stem == "loss" else f"validation {stem} per epoch") for stem in ordered])
@@ -88,7 +88,7 @@ def outputs(report) -> str:
     """Per output: its metrics and plots of the shown split and, for a classifier, precision, recall and F1 per class."""
     run, split = report.run, report.split
     parts = []
-    for name, task in run.preprocessor.tasks.items():
+    for name, task in run.tasks.items():
         spec = task.spec
         parts.append(f"<h3>{escape(name)} <span class=\"caption\">({escape(spec.type)} of column "
                      f"{escape(spec.column)})</span></h3>")

@@ -3,13 +3,12 @@ at the end of training (`finish`) or again for any run folder (`report`)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from plait.console import say
-from plait.errors import PlaitError
 from plait.evaluation.evaluate import uses_gallery
 from plait.evaluation.plots import history_plots
+from plait.evaluation.saved import read_evaluation
 from plait.report.build import ReportData, write_report
 from plait.runs.run import Evaluation, Run
 from plait.training.tracking import NullTracker, read_metrics
@@ -29,6 +28,7 @@ def finish(run: Run, splits: dict, real_rows: int | None = None, tracker=NullTra
             evaluations[name] = run.evaluate(splits, name, galleries)
             run.write_evaluation(evaluations[name])
     metrics_by_split = {name: evaluation.metrics for name, evaluation in evaluations.items()}
+    output_plots = run.output_plots(evaluations[shown]) if shown in evaluations else {}
     files = sorted(plots.glob("*.png"))
     if run.config.report.write and shown not in evaluations:
         say("[yellow]report.html not written: the run has no validation or test rows to show[/yellow]")
@@ -36,7 +36,7 @@ def finish(run: Run, splits: dict, real_rows: int | None = None, tracker=NullTra
         shown_evaluation = evaluations[shown]
         shown_evaluation.galleries = {name: gallery for name, gallery in galleries.items() if name != shown}
         rows = {name: len(split) for name, split in splits.items()}
-        files.append(_write_report(run, shown_evaluation, metrics_by_split, rows, curves))
+        files.append(_write_report(run, shown_evaluation, metrics_by_split, rows, curves, output_plots))
     final = {f"{split}.{key}": value for split, metrics in metrics_by_split.items() for key, value in metrics.items()}
     tracker.log_final(final, files, run.checkpoint)
 
@@ -47,17 +47,17 @@ def report(run: Run, split: str | None = None) -> Path:
     present = run.splits()
     shown = split or report_split(run, present)
     run.require_split(shown)
-    evaluation = run.evaluate_split(shown)
+    evaluation = run.evaluate(run.encode([name for name in run.with_galleries(shown) if name in present]), shown)
     metrics_by_split = {}
     for name in ("train", "validation", "test"):
-        saved = run.folder / "evaluation" / f"{name}.json"
+        saved = read_evaluation(run.folder, name)
         if name == shown:
             metrics_by_split[name] = evaluation.metrics
-        elif saved.is_file():
-            metrics_by_split[name] = json.loads(saved.read_text(encoding="utf-8"))
+        elif saved is not None:
+            metrics_by_split[name] = saved
     curves = history_plots(read_metrics(run.folder), str(run.folder / "plots"))
-    rows = {name: int((run.data.split_of_row == name).sum()) for name in present}  # before any bad row is skipped
-    return _write_report(run, evaluation, metrics_by_split, rows, curves)
+    rows = {name: run.data.count(name) for name in present}  # before any bad row is skipped
+    return _write_report(run, evaluation, metrics_by_split, rows, curves, run.output_plots(evaluation))
 
 
 def report_split(run: Run, splits: list[str]) -> str | None:
@@ -66,13 +66,14 @@ def report_split(run: Run, splits: list[str]) -> str | None:
     return next((name for name in [*preferred, "test", "validation"] if name in splits), None)
 
 
-def _write_report(run: Run, shown: Evaluation, metrics_by_split: dict, rows: dict, curves: list) -> Path:
+def _write_report(run: Run, shown: Evaluation, metrics_by_split: dict, rows: dict, curves: list,
+                  output_plots: dict) -> Path:
     """report.html of the shown split, with its modality ablation (also written to evaluation/ablation_SPLIT.json)."""
     ablation = None
     if run.config.report.ablation and len(run.features) > 1:
         ablation = run.ablate(shown.split, metrics_by_split[shown.split.name])
         run.write_ablation(ablation)
     path = write_report(ReportData(run, run.data.table, shown.split, shown.predictions, metrics_by_split, rows, curves,
-                                   run.output_plots(shown), ablation, shown.galleries))
+                                   output_plots, ablation, shown.galleries))
     say(f"report: {path}")
     return path

@@ -1,6 +1,6 @@
 """`Run`: one run held in memory. It owns the run's folder, config, device, process group, fitted preprocessing and
 model, and reads its table and opens its feature cache on first use; its methods encode, predict, evaluate and
-write. Loaded once (`Run.load`), it answers many calls: the verbs, inference, the report and a server all hold one."""
+write. Loaded once (`Run.load`), it answers many calls: the verbs, inference and the report all take one."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import torch
 
 import plait.components  # noqa: F401  (registers the feature types, encoders, tasks and fusions a run builds)
 from plait.config import Config, load_config
+from plait.console import console
 from plait.data.cache import FeatureCache
 from plait.data.dataset import SKIP_HINT, EncodedSplit
 from plait.data.tables import Data
@@ -19,6 +20,7 @@ from plait.errors import PlaitError
 from plait.evaluation.ablation import Ablation, ablate
 from plait.evaluation.captions import write_samples
 from plait.evaluation.evaluate import evaluate_split, predict_split, search_gallery, uses_gallery
+from plait.evaluation.saved import evaluation_file
 from plait.models.frozen import embed_frozen_inputs
 from plait.models.model import MultimodalModel
 from plait.runs.setup import (chosen_checkpoint, configure_torch, encode_split, is_export, make_cache, make_preprocessor,
@@ -53,9 +55,14 @@ class Run:
         self._cache: FeatureCache | None = None
 
     @classmethod
-    def start(cls, config: Config, folder: Path | None = None) -> Run:
-        """A new run of `config` in this process (seeded), before its preprocessing is fitted or its model built."""
-        return cls(folder, config, configure_torch(config.train), make_preprocessor(config))
+    def start(cls, config: Config, folder: Path | None = None, join_processes: bool = False) -> Run:
+        """A new run of `config` in this process (seeded), before its preprocessing is fitted or its model built.
+        `join_processes`: first join the processes a launcher started, so that only the first one speaks."""
+        run = cls(folder, config, configure_torch(config.train), preprocessor=None)
+        if join_processes:
+            run.join_processes()
+        run.preprocessor = make_preprocessor(config)
+        return run
 
     @classmethod
     def load(cls, folder: str | Path, which: str = "best") -> Run:
@@ -72,12 +79,14 @@ class Run:
         return run
 
     def join_processes(self) -> None:
-        """Join the processes a launcher (torchrun, mpirun) started beside this one: a world of one without one."""
+        """Join the processes a launcher (torchrun, mpirun) started beside this one (a world of one without one);
+        from here on only the first process prints. `distributed.stop` and `console.quiet = False` undo it."""
         train = self.config.train
         self.world = distributed.start(address=train.master_address, port=train.master_port,
                                        use_cuda=self.device.type == "cuda")
         if self.device.type == "cuda" and self.world.is_distributed:
             self.device = torch.device("cuda", self.world.local_rank)
+        console.quiet = not self.world.is_main
 
     # ── what the run is made of ──────────────────────────────────────────────────────────────────────
     @property
@@ -122,7 +131,7 @@ class Run:
         return nonempty_splits(self.data)
 
     def require_split(self, name: str) -> None:
-        if not (self.data.split_of_row == name).any():
+        if not self.data.count(name):
             raise PlaitError(f"{self.data.source}: no rows in split {name!r}")
 
     def encode(self, names: list[str], skip_hint: str = SKIP_HINT) -> dict[str, EncodedSplit]:
@@ -184,19 +193,25 @@ class Run:
         return ablate(lambda drop: self.score(split, drop)[0], list(self.features), self.tasks, split.name, fused)
 
     # ── writing ──────────────────────────────────────────────────────────────────────────────────────
+    def path(self, relative: str = "") -> Path:
+        """A path in the run folder; a run kept in memory only has none to write to."""
+        if self.folder is None:
+            raise PlaitError(f"{self.config.name}: this run is held in memory only, with no folder to write to")
+        return self.folder / relative
+
     def write_json(self, relative: str, value) -> None:
-        write_json(self.folder / relative, value)
+        write_json(self.path(relative), value)
 
     def write_evaluation(self, evaluation: Evaluation) -> None:
         """`evaluation/SPLIT.json`, and for each generating output a sample of what it wrote next to the references
         (`evaluation/SPLIT_OUTPUT_samples.json`)."""
         split = evaluation.split.name
-        self.write_json(f"evaluation/{split}.json", evaluation.metrics)
+        write_json(evaluation_file(self.path(), split), evaluation.metrics)
         for name, task in self.tasks.items():
             prediction = evaluation.predictions.get(name)
             generated = prediction.get("generated") if isinstance(prediction, dict) else None
             if generated is not None and task.spec.samples:
-                write_samples(self.folder / "evaluation" / f"{split}_{name}_samples.json", generated.groups,
+                write_samples(self.path(f"evaluation/{split}_{name}_samples.json"), generated.groups,
                               generated.texts, generated.references, task.spec.samples)
 
     def write_ablation(self, ablation: Ablation) -> None:
@@ -205,5 +220,5 @@ class Run:
     def output_plots(self, evaluation: Evaluation) -> dict[str, list[str]]:
         """Each output's plots of an evaluated split (confusion matrix, scatter, embedding map) in the run's plots/."""
         split = evaluation.split
-        return {name: task.plot(evaluation.predictions[name], split.targets[name], str(self.folder / "plots"), split.name)
+        return {name: task.plot(evaluation.predictions[name], split.targets[name], str(self.path("plots")), split.name)
                 for name, task in self.tasks.items()}

@@ -91,4 +91,4 @@ def write_json(path: Path, value) -> None:
 
 
 def nonempty_splits(data: Data) -> list[str]:
-    return [split for split in SPLITS if (data.split_of_row == split).any()]
+    return [split for split in SPLITS if data.count(split)]

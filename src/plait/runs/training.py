@@ -28,9 +28,8 @@ CACHE_SKIP_HINT = "set data.on_bad_sample: skip, or add --set data.on_bad_sample
 def train(config: Config, run_dir: str | Path | None = None, resume: bool = False) -> Path:
     """Train `config` into `run_dir` (default: a new runs/NAME-TIMESTAMP), or continue the run in `run_dir`
     (`resume`). Under a launcher every process trains and the first alone writes. Returns the run folder."""
-    run = Run.start(config)
-    run.join_processes()  # several processes under torchrun or mpirun
-    console.quiet = not run.world.is_main
+    require_trackers(config.tracking)  # a missing tracker package fails before any data work
+    run = Run.start(config, join_processes=True)  # several processes under torchrun or mpirun
     try:
         _place(run, run_dir, resume)
         last = run.folder / "checkpoints" / "last"
@@ -57,7 +56,6 @@ def _train(run: Run, resuming: bool) -> None:
     config, world, last = run.config, run.world, run.folder / "checkpoints" / "last"
     say(f"run folder: {run.folder}  (config {config_hash(config)}{', resuming' if resuming else ''})"
         + (f"  {world.size} processes" if world.is_distributed else ""))
-    require_trackers(config.tracking)  # a missing tracker package fails before any data work
     real_rows = _add_generated_rows(run)
     if resuming:
         run.preprocessor.load_state_dict(load_preprocessing(last))
@@ -102,7 +100,7 @@ def _add_generated_rows(run: Run) -> int:
         if run.world.is_main:
             run.write_json("augmentation.json", report)
         say(generated_summary(report))
-    if not (run.data.split_of_row == "train").any():
+    if not run.data.count("train"):
         raise PlaitError(f"{run.data.source}: no row is in the training split")
     return real_rows
 

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.functional.classification import multiclass_accuracy, multiclass_confusion_matrix, multiclass_f1_score
 
-from plait.data.features.category import cell_key, label_counts, sorted_labels
+from plait.data.features.category import cell_key, label_counts, label_index, sorted_labels
 from plait.errors import BadSample
 from plait.registry import TASKS
 from plait.settings.outputs import CategoryOutput
@@ -44,11 +44,11 @@ class CategoryTask(TaskType):
 
     def load_state_dict(self, state):
         self.labels, self.weights = list(state["labels"]), state["weights"]
-        self._index = {label: i for i, label in enumerate(self.labels)}
+        self._index = label_index(self.labels)
 
     def encode(self, value):
         if not hasattr(self, "_index"):
-            self._index = {label: i for i, label in enumerate(self.labels)}
+            self._index = label_index(self.labels)
         key = cell_key(value)
         if key not in self._index:
             raise BadSample(f"label {key!r} does not occur in the training split")

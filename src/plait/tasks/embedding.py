@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from plait.data.features.category import cell_key, label_counts, sorted_labels
+from plait.data.features.category import cell_key, label_counts, label_index, sorted_labels
 from plait.errors import PlaitError
 from plait.models.fusion import mlp
 from plait.registry import TASKS
@@ -62,14 +62,14 @@ class EmbeddingTask(TaskType):
     # ── the class column ──────────────────────────────────────────────────────────────────────────
     def fit(self, values):
         self.labels = sorted_labels(label_counts(values))
-        self._index = {label: i for i, label in enumerate(self.labels)}
+        self._index = label_index(self.labels)
 
     def state_dict(self):
         return {"labels": self.labels}
 
     def load_state_dict(self, state):
         self.labels = list(state["labels"])
-        self._index = {label: i for i, label in enumerate(self.labels)}
+        self._index = label_index(self.labels)
 
     def encode(self, value):
         key = cell_key(value)

@@ -238,7 +238,7 @@ class Tracker:
         if not self.path.exists():
             return
         kept = [line for line in self.path.read_text(encoding="utf-8").splitlines() if line and json.loads(line).get("step", 0) <= step]
-        self.path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        write_atomic(self.path, "".join(line + "\n" for line in kept))
 
     def log(self, step: int, values: dict, **labels) -> None:
         record = {"step": step, **labels, **values, "time": round(time.time(), 3)}

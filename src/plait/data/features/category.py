@@ -34,6 +34,11 @@ def sorted_labels(counts: Counter, max_size: int | None = None, min_count: int =
     return sorted(label for label, n in counts.most_common(max_size) if n >= min_count)
 
 
+def label_index(labels: list[str]) -> dict[str, int]:
+    """Each label's position in the vocabulary: the class id it is encoded as."""
+    return {label: i for i, label in enumerate(labels)}
+
+
 @FEATURES.register("category")
 class Category(FeatureType):
     Settings = CategorySettings
