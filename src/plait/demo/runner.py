@@ -22,6 +22,7 @@ from plait.config import apply_overrides, read_yaml, validate
 from plait.console import print_table, say
 from plait.demo.synthetic import make_demo
 from plait.evaluation.ablation import Ablation
+from plait.evaluation.saved import read_evaluation
 from plait.errors import PlaitError
 
 
@@ -50,9 +51,14 @@ def show_ablation(run_dir: Path, output: str) -> dict[str, dict]:
     return ablation.metrics
 
 
+def trained_metrics(run_dir: Path) -> dict:
+    """The trained model's test metrics, as training wrote them (evaluated again only when it did not)."""
+    return read_evaluation(run_dir, "test") or api.evaluate(run_dir, "test")
+
+
 def show_captions(run_dir: Path, output: str) -> dict[str, dict]:
     """Test caption scores of the trained model against the same model untrained, and a few captions it wrote."""
-    results = {"trained": api.evaluate(run_dir, "test"), "untrained": api.evaluate_untrained(run_dir, "test")}
+    results = {"trained": trained_metrics(run_dir), "untrained": api.evaluate_untrained(run_dir, "test")}
     metrics = ["bleu1", "bleu4", "cider"]
     print_table(f"test split, {output}", ["model", *metrics], [[name, *(values[f"{output}.{m}"] for m in metrics)]
                                                              for name, values in results.items()], to_stdout=True)
@@ -65,7 +71,7 @@ def show_captions(run_dir: Path, output: str) -> dict[str, dict]:
 def show_against_baseline(run_dir: Path, output: str) -> dict[str, dict]:
     """Test metrics of every output next to a baseline that ignores the inputs (the training mean or most frequent
     bin): what the model learned from its inputs."""
-    results = {"trained": api.evaluate(run_dir, "test"), "baseline": api.evaluate_baseline(run_dir, "test")}
+    results = {"trained": trained_metrics(run_dir), "baseline": api.evaluate_baseline(run_dir, "test")}
     outputs = list(dict.fromkeys(key.split(".")[0] for key in results["baseline"] if "." in key))
     metrics = [m for m in ("accuracy", "mae", "rmse", "r2", "spearman") if any(f"{o}.{m}" in results["baseline"] for o in outputs)]
     rows = [[name, *(f"{results['trained'][f'{name}.{m}']:.3f} / {results['baseline'][f'{name}.{m}']:.3f}"
@@ -86,7 +92,7 @@ def make_retrieval_data(folder: Path, rows: int) -> Path:
 def show_retrieval(run_dir: Path, output: str) -> dict[str, dict]:
     """Test retrieval of the trained embedding against the same model untrained, searched within the test split and
     among the training rows, and the class accuracy of the `label` output."""
-    results = {"trained": api.evaluate(run_dir, "test"), "untrained": api.evaluate_untrained(run_dir, "test")}
+    results = {"trained": trained_metrics(run_dir), "untrained": api.evaluate_untrained(run_dir, "test")}
     headers = {f"{output}.precision_at_1": "P@1", f"{output}.recall_at_5": "R@5", f"{output}.map_at_r": "mAP@R",
                f"{output}.vs_train.precision_at_1": "P@1 vs train", f"{output}.vs_train.map_at_r": "mAP@R vs train",
                "label.accuracy": "label accuracy"}
