@@ -4,6 +4,7 @@ export)."""
 
 import html
 import json
+from pathlib import Path
 import math
 
 import pandas as pd
@@ -148,6 +149,16 @@ def test_a_trained_run_has_its_tokenizer_caption_metrics_and_samples(trained, fl
         assert isinstance(sample["caption"], str) and len(sample["references"]) == per_image[sample["image"].split("/")[-1]]
     logged = [json.loads(line) for line in (trained / "metrics.jsonl").read_text().splitlines()]
     assert any("validation.caption.bleu4" in record for record in logged)
+
+
+def test_splits_csv_names_the_test_images_of_the_random_split(trained, flickr):
+    splits = pd.read_csv(trained / "splits.csv")
+    assert len(splits) == len(pd.read_csv(flickr, sep="|", skipinitialspace=True))  # every caption row
+    assert set(splits["file"]) == {str(flickr)} and splits["place"].str.fullmatch(r"line \d+").all()
+    assert splits.groupby("image")["split"].nunique().max() == 1  # an image's captions all went to one split
+    test_images = {Path(path).name for path in splits.loc[splits["split"] == "test", "image"]}
+    samples = json.loads((trained / "evaluation" / "test_caption_samples.json").read_text())
+    assert {Path(sample["image"]).name for sample in samples} <= test_images
 
 
 def test_the_report_shows_each_images_caption_next_to_its_references(trained):

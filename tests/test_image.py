@@ -61,6 +61,41 @@ def test_grayscale_mode(tmp_path):
     assert torch.equal(decoded[0], torch.from_numpy(expected))
 
 
+def transparent_images(folder) -> dict[str, str]:
+    """The same picture (a red square on a transparent field) as editors save it: the colour hidden under the
+    transparent pixels is black in one file, white in another, noise in a third; and as a palette PNG with a
+    transparent index, and a grey one with an alpha channel."""
+    rng = np.random.default_rng(0)
+    alpha = np.zeros((16, 16), np.uint8)
+    alpha[4:12, 4:12] = 255
+    paths = {}
+    for hidden, under in {"black": 0, "white": 255, "noise": rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)}.items():
+        rgb = np.broadcast_to(np.asarray(under, np.uint8), (16, 16, 3)).copy()
+        rgb[4:12, 4:12] = (255, 0, 0)
+        Image.fromarray(np.dstack([rgb, alpha]), "RGBA").save(folder / f"{hidden}.png")
+        paths[hidden] = str(folder / f"{hidden}.png")
+    palette = Image.fromarray(np.where(alpha > 0, 1, 0).astype(np.uint8), "P")
+    palette.putpalette([0, 255, 0, 255, 0, 0] + [0] * 762)  # index 0 green (transparent), 1 red
+    palette.save(folder / "palette.png", transparency=0)
+    Image.fromarray(np.dstack([np.where(alpha > 0, 76, 9).astype(np.uint8), alpha]), "LA").save(folder / "grey.png")
+    return {**paths, "palette": str(folder / "palette.png"), "grey": str(folder / "grey.png")}
+
+
+def test_transparent_pixels_lie_on_the_background_whatever_colour_the_file_hides_under_them(tmp_path):
+    paths = transparent_images(tmp_path)
+    on_white = feature(size=16)
+    encoded = {name: on_white.encode(path) for name, path in paths.items() if name != "grey"}
+    for name in ("white", "noise", "palette"):
+        assert torch.equal(encoded[name], encoded["black"]), name
+    assert encoded["black"][:, 0, 0].tolist() == [255, 255, 255]  # the transparent corner: white
+    assert encoded["black"][:, 8, 8].tolist() == [255, 0, 0]  # the square keeps its colour
+    assert feature(size=16, background="#102030").encode(paths["noise"])[:, 0, 0].tolist() == [16, 32, 48]
+    grey = feature(size=16, mode="L", mean=0.5, std=0.5).encode(paths["grey"])
+    assert grey[0, 0, 0] == 255 and grey[0, 8, 8] == 76  # grey with alpha: the field white, the square its grey
+    with pytest.raises(ConfigError, match="not a colour"):
+        validate(config_with({"name": "photo", "type": "image", "column": "path", "background": "transparent-ish"}))
+
+
 def test_relative_paths_resolve_against_base_dir_and_urls_open_with_fsspec(tmp_path):
     (tmp_path / "images").mkdir()
     write_image(tmp_path / "images" / "a.jpg", fmt="JPEG")

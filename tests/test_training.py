@@ -33,6 +33,11 @@ def test_run_folder_holds_everything_described(tabular, tmp_path):
     assert {"validation.label.accuracy", "validation.target.rmse"} <= set().union(*records)
     assert "parameters" in result.stderr and "encoder note" in result.stderr
     torch.load(run / "checkpoints/last/state.pt", weights_only=True)  # no arbitrary pickle
+    splits = pd.read_csv(run / "splits.csv")  # which row went where, and where to find it
+    written = pd.read_csv(table)
+    assert splits["row"].tolist() == list(range(len(written))) and set(splits["file"]) == {str(table)}
+    assert splits["place"].tolist() == [f"line {row + 2}" for row in range(len(written))]  # line 1 is the header
+    assert splits["split"].tolist() == written["split"].tolist()
 
 
 def test_evaluate_json_and_predict_in_user_values(tabular, tmp_path):

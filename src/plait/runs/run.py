@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
+import pandas as pd
 import torch
 
 import plait.components  # noqa: F401  (registers the feature types, encoders, tasks and fusions a run builds)
@@ -15,8 +16,10 @@ from plait.config import Config, load_config
 from plait.console import console
 from plait.data.cache import FeatureCache
 from plait.data.dataset import SKIP_HINT, EncodedSplit
+from plait.data.features.base import FileFeature
 from plait.data.tables import Data
 from plait.errors import PlaitError
+from plait.files import atomic_path
 from plait.evaluation.ablation import Ablation, ablate
 from plait.evaluation.captions import write_samples
 from plait.evaluation.evaluate import evaluate_split, predict_split, search_gallery, uses_gallery
@@ -213,6 +216,19 @@ class Run:
             if generated is not None and task.spec.samples:
                 write_samples(self.path(f"evaluation/{split}_{name}_samples.json"), generated.groups,
                               generated.texts, generated.references, task.spec.samples)
+
+    def write_splits(self) -> None:
+        """`splits.csv`: every row of the table (`row`, its position, as in skipped.jsonl), the file and the line or
+        entry it came from, the split it went to, and the cells of its file inputs (the image, clip or sound), so the
+        test images of a random split can be found."""
+        places = [self.data.places.place(position) for position in range(len(self.data.table))]
+        table = pd.DataFrame({"row": range(len(places)), "file": [file for file, _ in places],
+                              "place": [place for _, place in places], "split": self.data.split_of_row.to_numpy()})
+        for feature in self.features.values():
+            if isinstance(feature, FileFeature) and feature.spec.column not in table:
+                table[feature.spec.column] = self.data.table[feature.spec.column].to_numpy()
+        with atomic_path(self.path("splits.csv")) as temporary:
+            table.to_csv(temporary, index=False)
 
     def write_ablation(self, ablation: Ablation) -> None:
         self.write_json(f"evaluation/ablation_{ablation.split}.json", ablation.to_json())

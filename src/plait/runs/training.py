@@ -57,6 +57,8 @@ def _train(run: Run, resuming: bool) -> None:
     say(f"run folder: {run.folder}  (config {config_hash(config)}{', resuming' if resuming else ''})"
         + (f"  {world.size} processes" if world.is_distributed else ""))
     real_rows = _add_generated_rows(run)
+    if world.is_main:
+        run.write_splits()
     if resuming:
         run.preprocessor.load_state_dict(load_preprocessing(last))
     else:

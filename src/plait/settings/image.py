@@ -65,6 +65,20 @@ def check_per_channel(value, mode: str = "RGB"):
 PixelSize = Annotated[int | tuple[int, int], AfterValidator(check_size)]
 
 
+def check_colour(value: str) -> str:
+    """A colour Pillow knows: a name (`white`, `black`, `grey`) or `#rrggbb`."""
+    from PIL import ImageColor  # Pillow only, no torch: the schema stays light
+
+    try:
+        ImageColor.getrgb(value)
+    except ValueError:
+        raise ValueError(f"not a colour: {value!r} (a name such as white or black, or #rrggbb)") from None
+    return value
+
+
+Colour = Annotated[str, AfterValidator(check_colour)]
+
+
 class ImageSettings(InputBase):
     default_encoder: ClassVar[str] = "cnn"  # the encoder used when the config names none
     type: Literal["image"] = "image"
@@ -72,6 +86,11 @@ class ImageSettings(InputBase):
         64, description="Resize every image to this size: one number for a square, or [height, width]."
     )
     mode: Literal["RGB", "L"] = Field("RGB", description="`RGB`: 3 channels. `L`: grayscale, 1 channel.")
+    background: Colour = Field(
+        "white", description="What transparent pixels (PNG, GIF and WebP with an alpha channel or a transparent palette "
+        "colour) are laid over: a colour name or #rrggbb. Whatever colour a file stores under its transparent pixels is "
+        "never seen.",
+    )
     mean: float | list[float] = Field(
         0.5,
         description="Subtracted from each channel after scaling pixels to [0, 1]: one number for all channels or one per "

@@ -15,7 +15,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from plait.data.features.pixels import PixelFeature
-from plait.data.features.preview_media import thumbnail
+from plait.data.features.preview_media import on_background, thumbnail
 from plait.errors import BadSample, file_error_reason, first_line
 from plait.html import image_uri, img
 from plait.registry import FEATURES
@@ -34,7 +34,7 @@ def short_reason(error: Exception) -> str:
 class ImageFeature(PixelFeature):
     Settings = ImageSettings
     cache_by_default = True
-    cache_keys = ("size", "mode")
+    cache_keys = ("size", "mode", "background")
 
     def __init__(self, spec: ImageSettings, base_dir="."):
         super().__init__(spec, base_dir)
@@ -48,6 +48,7 @@ class ImageFeature(PixelFeature):
                 image = Image.open(handle)
                 image.load()  # decode everything now, so a truncated file fails here, not later
             image = ImageOps.exif_transpose(image)  # camera photos: honour the orientation tag
+            image = on_background(image, self.spec.background)
             height, width = self.size
             image = image.convert(self.spec.mode).resize((width, height), Image.Resampling.BILINEAR)
         except Exception as error:  # Pillow raises many kinds (OSError, SyntaxError, ValueError, ...)

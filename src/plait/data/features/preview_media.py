@@ -37,15 +37,16 @@ def thumbnail(path: str, size: int) -> Image.Image:
         picture.draft("RGB", (size, size))  # JPEG: decode at a reduced scale, much faster for large photos
         picture = ImageOps.exif_transpose(picture)
         picture.thumbnail((size, size), Image.Resampling.BILINEAR)
-    return on_white(picture)
+    return on_background(picture)
 
 
-def on_white(picture: Image.Image) -> Image.Image:
-    """Transparent pixels made white: JPEG has no transparency, and dropping the alpha channel often shows black."""
-    if picture.mode not in ("RGBA", "LA", "PA") and "transparency" not in picture.info:
+def on_background(picture: Image.Image, colour: str = "white") -> Image.Image:
+    """Transparent pixels laid over `colour`. Dropping the alpha channel (`convert("RGB")`) would show whatever
+    colour the file stores under them: black, white or noise, depending on the program that saved it."""
+    if picture.mode not in ("RGBA", "LA", "PA", "RGBa", "La") and "transparency" not in picture.info:
         return picture
     foreground = picture.convert("RGBA")
-    return Image.alpha_composite(Image.new("RGBA", foreground.size, "white"), foreground)
+    return Image.alpha_composite(Image.new("RGBA", foreground.size, colour), foreground)
 
 
 # video and audio
