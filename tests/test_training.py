@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from plait import api
 from plait.config import validate
 from plait.errors import PlaitError
-from tests.conftest import run_cli, tabular_config
+from tests.conftest import run_cli, run_cli_here, tabular_config
 
 
 def train_with(table, tmp_path, name="run", **train):
@@ -46,6 +46,15 @@ def test_evaluate_json_and_predict_in_user_values(tabular, tmp_path):
     run_cli("train", config, "--run-dir", run, "--set", "train.epochs=2")
     metrics = json.loads(run_cli("evaluate", run, "--split", "test", "--json").stdout)
     assert 0 <= metrics["label.accuracy"] <= 1 and {"target.mae", "target.r2", "target.spearman", "label.weighted_f1"} <= set(metrics)
+    floors = json.loads(run_cli_here("evaluate", run, "--split", "test", "--json", "--baseline", "--untrained").stdout)
+    assert floors["trained"] == metrics  # the same split, the same weights
+    rows = pd.read_csv(table)
+    most_frequent = rows.query("split == 'train'")["label"].mode()[0]  # the baseline's one answer
+    assert floors["baseline"]["label.accuracy"] == pytest.approx((rows.query("split == 'test'")["label"] == most_frequent).mean())
+    assert floors["untrained"].keys() == metrics.keys()
+    assert floors["untrained"]["loss"] != metrics["loss"]
+    table_out = run_cli_here("evaluate", run, "--baseline").stdout
+    assert "trained" in table_out and "baseline" in table_out and "untrained" not in table_out
     rows = pd.read_csv(table).drop(columns=["label", "target"]).head(20)
     rows.to_csv(tmp_path / "new.csv", index=False)
     run_cli("predict", run, "--input", tmp_path / "new.csv", "--output", tmp_path / "out.csv")

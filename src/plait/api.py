@@ -37,6 +37,24 @@ def evaluate(run_dir: str | Path, split: str = "test", which: str = "best") -> d
     return evaluation.metrics
 
 
+def evaluate_with_floors(run_dir: str | Path, split: str = "test", which: str = "best", baseline: bool = True,
+                         untrained: bool = True) -> dict[str, dict]:
+    """`{"trained": metrics, "baseline": ..., "untrained": ...}` of one split, from one loaded run: the trained model
+    (written to `evaluation/<split>.json` as `evaluate` does), beside the floors it must clear (see
+    `evaluate_baseline` and `evaluate_untrained`)."""
+    run = Run.load(run_dir, which)
+    splits = run.encode(run.with_galleries(split))
+    evaluation = run.evaluate(splits, split)
+    run.write_evaluation(evaluation)
+    results = {"trained": evaluation.metrics}
+    if baseline:
+        results["baseline"] = baseline_metrics(run.tasks, run.data.rows("train"), run.data.rows(split))
+    if untrained:
+        run.reset_weights()
+        results["untrained"] = run.evaluate(splits, split).metrics
+    return results
+
+
 def evaluate_untrained(run_dir: str | Path, split: str = "test") -> dict:
     """Metrics of the run's model with fresh random weights drawn with the run's seed: the floor training must clear.
     Pretrained encoders load their weights as in training, so frozen ones' cached embeddings still hold."""

@@ -17,12 +17,22 @@ def evaluate(
     split: Split = typer.Option(Split.test, help="The split to evaluate."),
     checkpoint: Checkpoint = typer.Option(Checkpoint.best, help="Which weights: best or last."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout instead of a table."),
+    baseline: bool = typer.Option(False, "--baseline", help="Also score predicting from the training targets alone "
+                                  "(the most frequent class, the mean): what the inputs add."),
+    untrained: bool = typer.Option(False, "--untrained", help="Also score the same model with fresh random weights: "
+                                   "what training adds."),
 ):
-    """Metrics of a trained run on one split (also written to evaluation/SPLIT.json)."""
+    """Metrics of a trained run on one split (also written to evaluation/SPLIT.json); with --baseline or --untrained,
+    beside the floors it must clear (as JSON: {"trained": ..., "baseline": ..., "untrained": ...})."""
     from plait import api
 
-    metrics = api.evaluate(run_dir, split.value, checkpoint.value)
-    show(metrics, as_json, f"{split.value} metrics", ["metric", "value"], [[k, v] for k, v in metrics.items()])
+    if not (baseline or untrained):
+        metrics = api.evaluate(run_dir, split.value, checkpoint.value)
+        show(metrics, as_json, f"{split.value} metrics", ["metric", "value"], [[k, v] for k, v in metrics.items()])
+        return
+    results = api.evaluate_with_floors(run_dir, split.value, checkpoint.value, baseline, untrained)
+    rows = [[key, *(scores.get(key, "") for scores in results.values())] for key in results["trained"]]
+    show(results, as_json, f"{split.value} metrics", ["metric", *results], rows)
 
 
 def ablate(
