@@ -192,6 +192,37 @@ def test_hf_image_loads_a_local_folder(tmp_path):
         ImageHf(HfImageConfig(arch="resnet", path=str(tmp_path)), feature(size=32))
 
 
+def test_a_pretrained_vit_and_clip_bring_their_own_size_mean_std_and_resampling(tmp_path):
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel, ViTConfig, ViTImageProcessor, ViTModel
+
+    from plait.config import load_config, save_config
+
+    ViTModel(ViTConfig(image_size=48, **TINY["vit"])).save_pretrained(tmp_path / "vit")
+    ViTImageProcessor(size={"height": 48, "width": 40}, image_mean=[0.1, 0.2, 0.3], image_std=[0.4, 0.5, 0.6],
+                      resample=3).save_pretrained(tmp_path / "vit")
+    vit = {"type": "image", "encoder": {"name": "hf_image", "arch": "vit", "path": str(tmp_path / "vit")}}
+    photo = validate(config_with(vit)).inputs[0]
+    assert (photo.size, photo.mean, photo.std, photo.resample) == ((48, 40), [0.1, 0.2, 0.3], [0.4, 0.5, 0.6], "bicubic")
+    chosen = validate(config_with({**vit, "size": 32, "mean": 0.5})).inputs[0]
+    assert (chosen.size, chosen.mean, chosen.std) == (32, 0.5, [0.4, 0.5, 0.6])  # what the config says wins
+
+    config = validate(config_with(vit))
+    save_config(config, tmp_path / "config.yaml")
+    (tmp_path / "vit" / "preprocessor_config.json").unlink()  # the run folder's config.yaml holds what it trained with
+    assert load_config(tmp_path / "config.yaml").inputs[0].size == (48, 40)
+
+    CLIPVisionModel(CLIPVisionConfig(image_size=36, **TINY["clip"])).save_pretrained(tmp_path / "clip")
+    CLIPImageProcessor(size={"shortest_edge": 40}, crop_size={"height": 36, "width": 36}).save_pretrained(tmp_path / "clip")
+    clip = validate(config_with({"type": "image", "encoder": {"name": "hf_image", "arch": "clip", "path": str(tmp_path / "clip")}}))
+    photo = clip.inputs[0]
+    assert photo.size == (36, 36) and photo.mean[0] == pytest.approx(0.48145466) and photo.resample == "bicubic"
+    encoder = ImageHf(photo.encoder, ImageFeature(photo))
+    assert not encoder.interpolate  # the model sees images at the size it was trained on
+    path = tmp_path / "square.png"
+    write_image(path, height=50, width=70)
+    assert ImageFeature(photo).encode(str(path)).shape == (3, 36, 36)
+
+
 @pytest.mark.parametrize("build", [
     lambda photo: ImageHf(HfImageConfig(arch="resnet", overrides=TINY["resnet"], freeze=True), photo),
     lambda photo: ImageCnn(CnnConfig(channels=[4], freeze=True), photo),

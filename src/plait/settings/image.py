@@ -4,9 +4,11 @@ config validates in a fraction of a second. The feature type (`plait/data/featur
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, Field, PositiveFloat, PositiveInt, ValidationInfo, field_validator
+from pydantic import AfterValidator, Field, PositiveFloat, PositiveInt, ValidationInfo, field_validator, model_validator
 
 from plait.schema import EncoderBase, InputBase, Section, check_transformers_overrides
 
@@ -77,15 +79,50 @@ def check_colour(value: str) -> str:
 
 
 Colour = Annotated[str, AfterValidator(check_colour)]
+RESAMPLE_NAMES = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic", 4: "box", 5: "hamming"}  # Pillow's numbers
+
+
+def pretrained_preprocessing(folder: Path) -> dict:
+    """`size`, `mean`, `std` and `resample` as a transformers image processor saved them in `preprocessor_config.json`
+    (those it states). Read by hand rather than through transformers' processors: plait resizes with Pillow and
+    normalises on the device itself, so only these four values of theirs matter, and the schema stays light."""
+    path = folder / "preprocessor_config.json"
+    if not path.is_file():
+        return {}
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: cannot read the model's preprocessing: {error}") from None
+    found = {"size": _processed_size(saved), "mean": saved.get("image_mean"), "std": saved.get("image_std"),
+             "resample": RESAMPLE_NAMES.get(saved.get("resample"))}
+    return {key: value for key, value in found.items() if value is not None}
+
+
+def _processed_size(saved: dict) -> tuple[int, int] | None:
+    """The (height, width) the model sees: the centre crop when the processor crops, else the resize target; a
+    `shortest_edge` alone becomes a square."""
+    size = saved.get("crop_size") if saved.get("do_center_crop") else saved.get("size")
+    if isinstance(size, int):
+        return size, size
+    if isinstance(size, dict) and "height" in size and "width" in size:
+        return int(size["height"]), int(size["width"])
+    if isinstance(size, dict) and "shortest_edge" in size:
+        return int(size["shortest_edge"]), int(size["shortest_edge"])
+    return None
 
 
 class ImageSettings(InputBase):
     default_encoder: ClassVar[str] = "cnn"  # the encoder used when the config names none
     type: Literal["image"] = "image"
     size: PixelSize = Field(
-        64, description="Resize every image to this size: one number for a square, or [height, width]."
+        64, description="Resize every image to this size: one number for a square, or [height, width]. With a "
+        "pretrained `hf_image` encoder whose folder has a `preprocessor_config.json`, the model's own size unless set "
+        "here (likewise `mean`, `std` and `resample`).",
     )
     mode: Literal["RGB", "L"] = Field("RGB", description="`RGB`: 3 channels. `L`: grayscale, 1 channel.")
+    resample: Literal["nearest", "bilinear", "bicubic", "lanczos", "box", "hamming"] = Field(
+        "bilinear", description="How images are resized to `size` (Pillow's filters).",
+    )
     background: Colour = Field(
         "white", description="What transparent pixels (PNG, GIF and WebP with an alpha channel or a transparent palette "
         "colour) are laid over: a colour name or #rrggbb. Whatever colour a file stores under its transparent pixels is "
@@ -94,12 +131,12 @@ class ImageSettings(InputBase):
     mean: float | list[float] = Field(
         0.5,
         description="Subtracted from each channel after scaling pixels to [0, 1]: one number for all channels or one per "
-        "channel. For a pretrained `hf_image` encoder use the model's own, e.g. [0.485, 0.456, 0.406] for ImageNet.",
+        "channel. A pretrained `hf_image` encoder's folder gives its own (e.g. [0.485, 0.456, 0.406] for ImageNet).",
     )
     std: PositiveFloat | list[PositiveFloat] = Field(
         0.5,
         description="Each channel is divided by this after subtracting `mean`: one number or one per channel. For a "
-        "pretrained `hf_image` encoder use the model's own, e.g. [0.229, 0.224, 0.225] for ImageNet.",
+        "pretrained `hf_image` encoder's folder gives its own (e.g. [0.229, 0.224, 0.225] for ImageNet).",
     )
     augment: ImageAugment = Field(default_factory=ImageAugment, description="Augmentation of training batches.")
 
@@ -107,6 +144,19 @@ class ImageSettings(InputBase):
     @classmethod
     def _per_channel(cls, value, info: ValidationInfo):
         return check_per_channel(value, info.data.get("mode", "RGB"))
+
+    @model_validator(mode="after")
+    def _as_the_pretrained_model_saw_them(self):
+        """A pretrained `hf_image` model's size, mean, std and resampling, from its folder's
+        `preprocessor_config.json`, for each of them the config leaves unset. Resolved here, so the run's saved
+        config.yaml holds the values it trained with."""
+        encoder = getattr(self, "encoder", None)  # the input model assembled in config.py adds it
+        if getattr(encoder, "name", None) != "hf_image" or encoder.path is None:
+            return self
+        for key, value in pretrained_preprocessing(Path(encoder.path).expanduser()).items():
+            if key not in self.model_fields_set:
+                setattr(self, key, value)
+        return self
 
 
 class CnnConfig(EncoderBase):

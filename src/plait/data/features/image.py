@@ -34,7 +34,7 @@ def short_reason(error: Exception) -> str:
 class ImageFeature(PixelFeature):
     Settings = ImageSettings
     cache_by_default = True
-    cache_keys = ("size", "mode", "background")
+    cache_keys = ("size", "mode", "resample", "background")
 
     def __init__(self, spec: ImageSettings, base_dir="."):
         super().__init__(spec, base_dir)
@@ -50,7 +50,7 @@ class ImageFeature(PixelFeature):
             image = ImageOps.exif_transpose(image)  # camera photos: honour the orientation tag
             image = on_background(image, self.spec.background)
             height, width = self.size
-            image = image.convert(self.spec.mode).resize((width, height), Image.Resampling.BILINEAR)
+            image = image.convert(self.spec.mode).resize((width, height), Image.Resampling[self.spec.resample.upper()])
         except Exception as error:  # Pillow raises many kinds (OSError, SyntaxError, ValueError, ...)
             raise BadSample(f"cannot read image '{path}': {short_reason(error)}") from None
         pixels = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy())
