@@ -161,6 +161,21 @@ def test_splits_csv_names_the_test_images_of_the_random_split(trained, flickr):
     assert {Path(sample["image"]).name for sample in samples} <= test_images
 
 
+def test_evaluate_baseline_scores_the_caption_of_the_nearest_training_image(trained):
+    from tests.conftest import run_cli_here
+
+    result = run_cli_here("evaluate", trained, "--split", "test", "--baseline", "--untrained", "--json")
+    assert result.returncode == 0, result.stderr
+    floors = json.loads(result.stdout)
+    assert set(floors) == {"trained", "baseline", "untrained", "nearest_features", "nearest_untrained_features"}
+    for column in ("baseline", "nearest_features", "nearest_untrained_features"):  # the model's own metric names
+        assert {"caption.bleu4", "caption.cider"} <= set(floors[column]) <= set(floors["trained"]), column
+    # searched among the training images themselves, each one finds itself: its caption is one of its references
+    run = Run.load(trained)
+    train = run.encode(["train"])["train"]
+    assert run.nearest_captions(train, train, "pixels")["caption.bleu1"] == pytest.approx(1.0)
+
+
 def test_the_report_shows_each_images_caption_next_to_its_references(trained):
     from tests.test_report import section
 

@@ -41,17 +41,26 @@ def evaluate_with_floors(run_dir: str | Path, split: str = "test", which: str = 
                          untrained: bool = True) -> dict[str, dict]:
     """`{"trained": metrics, "baseline": ..., "untrained": ...}` of one split, from one loaded run: the trained model
     (written to `evaluation/<split>.json` as `evaluate` does), beside the floors it must clear (see
-    `evaluate_baseline` and `evaluate_untrained`)."""
+    `evaluate_baseline` and `evaluate_untrained`). For caption outputs the baseline is the caption of the nearest
+    training image by pixels, and `nearest_features` (`nearest_untrained_features`) writes that of the nearest by the
+    trained (untrained) image encoder's vectors."""
     run = Run.load(run_dir, which)
     splits = run.encode(run.with_galleries(split))
     evaluation = run.evaluate(splits, split)
     run.write_evaluation(evaluation)
     results = {"trained": evaluation.metrics}
+    captions = baseline and any(task.generates for task in run.tasks.values())
+    train = (splits["train"] if "train" in splits else run.encode(["train"])["train"]) if captions else None
     if baseline:
         results["baseline"] = baseline_metrics(run.tasks, run.data.rows("train"), run.data.rows(split))
+    if captions:
+        results["baseline"].update(run.nearest_captions(train, splits[split], "pixels"))
+        results["nearest_features"] = run.nearest_captions(train, splits[split], "features")
     if untrained:
         run.reset_weights()
         results["untrained"] = run.evaluate(splits, split).metrics
+    if untrained and captions:
+        results["nearest_untrained_features"] = run.nearest_captions(train, splits[split], "features")
     return results
 
 

@@ -18,7 +18,8 @@ def evaluate(
     checkpoint: Checkpoint = typer.Option(Checkpoint.best, help="Which weights: best or last."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout instead of a table."),
     baseline: bool = typer.Option(False, "--baseline", help="Also score predicting from the training targets alone "
-                                  "(the most frequent class, the mean): what the inputs add."),
+                                  "(the most frequent class, the mean) and, for captions, writing the caption of the "
+                                  "nearest training image (by pixels, and by the image encoder's vectors)."),
     untrained: bool = typer.Option(False, "--untrained", help="Also score the same model with fresh random weights: "
                                    "what training adds."),
 ):

@@ -72,15 +72,20 @@ def generate_rows(model, features: dict, output: str, split: EncodedSplit, rows:
 def generate_for_groups(model, features, task, output: str, split: EncodedSplit, batch_size: int, device,
                         drop=frozenset()) -> Generated:
     """One generated text per group (image) of the split, with every reference text of that group."""
-    info = split.row_info[output]
+    first, references = caption_groups(split.row_info[output])
+    groups = list(first)
+    ids = generate_rows(model, features, output, split, [first[g] for g in groups], batch_size, device, drop)
+    return Generated([first[g] for g in groups], groups, task.decode_ids(ids), [references[g] for g in groups])
+
+
+def caption_groups(info: dict[str, list]) -> tuple[dict[str, int], dict[str, list[str]]]:
+    """A caption output's rows grouped by image (its `row_info`): each group's first row, and its reference texts."""
     first: dict[str, int] = {}
     references: dict[str, list[str]] = defaultdict(list)
     for position, (group, text) in enumerate(zip(info["group"], info["caption"])):
         first.setdefault(group, position)
         references[group].append(text)
-    groups = list(first)
-    ids = generate_rows(model, features, output, split, [first[g] for g in groups], batch_size, device, drop)
-    return Generated([first[g] for g in groups], groups, task.decode_ids(ids), [references[g] for g in groups])
+    return first, references
 
 
 def score(tasks: dict, predictions: dict, split: EncodedSplit) -> dict[str, float]:

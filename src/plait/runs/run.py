@@ -23,6 +23,7 @@ from plait.files import atomic_path
 from plait.evaluation.ablation import Ablation, ablate
 from plait.evaluation.captions import write_samples
 from plait.evaluation.evaluate import evaluate_split, predict_split, search_gallery, uses_gallery
+from plait.evaluation.nearest import encoder_vectors, has_pixels, nearest_caption_metrics, pixel_vectors
 from plait.evaluation.saved import evaluation_file
 from plait.models.frozen import embed_frozen_inputs
 from plait.models.model import MultimodalModel
@@ -189,6 +190,22 @@ class Run:
     def evaluate_split(self, name: str) -> Evaluation:
         """Split `name` of the table encoded and evaluated, with its outputs' gallery searches."""
         return self.evaluate(self.encode(self.with_galleries(name)), name)
+
+    def nearest_captions(self, train: EncodedSplit, split: EncodedSplit, by: str) -> dict[str, float]:
+        """Each caption output's metrics on `split` of writing the caption of the nearest training image, `by`
+        `pixels` (thumbnails of the first image input) or `features` (that input's encoder, as the model now is);
+        {} when the run has no caption output or no image input (or, by pixels, keeps only cached vectors of it)."""
+        images = [name for name, feature in self.features.items() if feature.spec.type == "image"]
+        if not images or not any(task.generates for task in self.tasks.values()):
+            return {}
+        if by == "pixels":
+            if not has_pixels(split, images[0]):
+                return {}
+            vector_of = pixel_vectors(images[0])
+        else:
+            self.model.eval()
+            vector_of = encoder_vectors(self.model, self.features, images[0], self.device)
+        return nearest_caption_metrics(self.tasks, train, split, vector_of, self.config.train.evaluation_batch_size)
 
     def ablate(self, split: EncodedSplit, fused: dict | None = None) -> Ablation:
         """Metrics with every input, each input left out, and each kept alone (three inputs or more). `fused`: the
