@@ -57,11 +57,15 @@ def trained_metrics(run_dir: Path) -> dict:
 
 
 def show_captions(run_dir: Path, output: str) -> dict[str, dict]:
-    """Test caption scores of the trained model against the same model untrained, and a few captions it wrote."""
-    results = {"trained": trained_metrics(run_dir), "untrained": api.evaluate_untrained(run_dir, "test")}
+    """Test caption scores of the trained model against the caption of the nearest training image (by pixels and by
+    the trained image encoder) and the same model untrained, and a few captions it wrote."""
+    floors = api.evaluate_with_floors(run_dir, "test")
+    results = {name: floors[name] for name in ("trained", "baseline", "nearest_features", "untrained") if name in floors}
+    labels = {"baseline": "nearest training image (pixels)", "nearest_features": "nearest training image (encoder)"}
     metrics = ["bleu1", "bleu4", "cider"]
-    print_table(f"test split, {output}", ["model", *metrics], [[name, *(values[f"{output}.{m}"] for m in metrics)]
-                                                             for name, values in results.items()], to_stdout=True)
+    print_table(f"test split, {output}", ["model", *metrics],
+                [[labels.get(name, name), *(f"{values[f'{output}.{m}']:.3f}" for m in metrics)]
+                 for name, values in results.items()], to_stdout=True)
     samples = json.loads((run_dir / "evaluation" / f"test_{output}_samples.json").read_text(encoding="utf-8"))
     print_table("generated captions (test split)", ["image", "generated", "one reference"],
                 [[Path(s["image"]).name, s["caption"], s["references"][0]] for s in samples[:5]], to_stdout=True)
