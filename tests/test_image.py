@@ -24,7 +24,8 @@ TINY = {
 
 
 def feature(base_dir=".", **settings) -> ImageFeature:
-    return ImageFeature(ImageSettings(name="photo", column="path", **settings), str(base_dir))
+    """An image input; a fixed size unless the test says otherwise (`size: auto` is chosen only by fitting)."""
+    return ImageFeature(ImageSettings(name="photo", column="path", **{"size": 16, **settings}), str(base_dir))
 
 
 def write_image(path, height=20, width=30, fmt=None, seed=0) -> np.ndarray:
@@ -43,7 +44,30 @@ def test_decode_resizes_to_uint8_channels_first(tmp_path):
     assert square.shape == (3, 16, 16) and square.dtype == torch.uint8
     tall = feature(size=[24, 12]).encode(str(tmp_path / "a.png"))
     assert tall.shape == (3, 24, 12)
-    assert feature(size=[24, 12]).empty().shape == (3, 24, 12) and not feature().empty().any()
+    assert feature(size=[24, 12]).empty().shape == (3, 24, 12) and not feature(size=16).empty().any()
+
+
+def test_size_auto_takes_the_typical_training_image_never_enlarged_and_capped(tmp_path):
+    small = [str(tmp_path / f"s{i}.png") for i in range(3)]
+    for path, (height, width) in zip(small, [(28, 28), (32, 30), (30, 40)]):
+        write_image(path, height=height, width=width)
+    assert ImageSettings(name="photo", column="path").size == "auto"  # the default
+    digits = feature(size="auto")
+    digits.fit(small + ["no-such-file.png"])  # an unreadable file is left to encoding to report
+    assert digits.size == (30, 30)  # the median height and width: 32×32 images are not blown up to 64
+    assert digits.encode(small[0]).shape == (3, 30, 30)
+    again = feature(size="auto")
+    again.load_state_dict(digits.state_dict())  # chosen once, saved with the run
+    assert again.size == (30, 30) and feature(size=16).state_dict() == {}
+
+    photos = [str(tmp_path / f"p{i}.jpg") for i in range(3)]
+    for path in photos:
+        write_image(path, height=600, width=800)
+    large = feature(size="auto")
+    large.fit(photos)
+    assert large.size == (168, 224)  # scaled down to 224 on the longer side, the shape kept
+    with pytest.raises(RuntimeError, match="fit"):
+        feature(size="auto").encode(photos[0])
 
 
 def test_decode_keeps_pixels_at_the_same_size(tmp_path):
@@ -249,7 +273,7 @@ def config_with(image_input: dict) -> dict:
 
 def test_config_defaults_and_misspelt_keys():
     spec = validate(config_with({})).inputs[0]
-    assert spec.encoder.name == "cnn" and spec.size == 64 and spec.mode == "RGB" and not spec.augment.active
+    assert spec.encoder.name == "cnn" and spec.size == "auto" and spec.mode == "RGB" and not spec.augment.active
     spec = validate(config_with({"size": [32, 48], "augment": {"hflip": 0.5}, "encoder": {"name": "hf_image", "arch": "vit"}})).inputs[0]
     assert spec.size == (32, 48) and spec.augment.hflip == 0.5 and spec.encoder.arch == "vit"
     cases = [

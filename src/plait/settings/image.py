@@ -114,10 +114,12 @@ def _processed_size(saved: dict) -> tuple[int, int] | None:
 class ImageSettings(InputBase):
     default_encoder: ClassVar[str] = "cnn"  # the encoder used when the config names none
     type: Literal["image"] = "image"
-    size: PixelSize = Field(
-        64, description="Resize every image to this size: one number for a square, or [height, width]. With a "
-        "pretrained `hf_image` encoder whose folder has a `preprocessor_config.json`, the model's own size unless set "
-        "here (likewise `mean`, `std` and `resample`).",
+    size: PixelSize | Literal["auto"] = Field(
+        "auto", description="Resize every image to this size: one number for a square, or [height, width]. `auto`: the "
+        "training images' typical (median) height and width, never enlarged, scaled down to at most 224 pixels a side "
+        "keeping their shape (chosen once, when the preprocessing is fitted, and saved with the run). With a pretrained "
+        "`hf_image` encoder whose folder has a `preprocessor_config.json`, the model's own size unless set here "
+        "(likewise `mean`, `std` and `resample`).",
     )
     mode: Literal["RGB", "L"] = Field("RGB", description="`RGB`: 3 channels. `L`: grayscale, 1 channel.")
     resample: Literal["nearest", "bilinear", "bicubic", "lanczos", "box", "hamming"] = Field(

@@ -33,7 +33,9 @@ class PixelFeature(FileFeature):
 
     def __init__(self, spec, base_dir="."):
         super().__init__(spec, base_dir)
-        self.size: tuple[int, int] = (spec.size, spec.size) if isinstance(spec.size, int) else tuple(spec.size)
+        self.size: tuple[int, int] | None = None  # `auto`: chosen from the training images when fitted
+        if spec.size != "auto":
+            self.size = (spec.size, spec.size) if isinstance(spec.size, int) else tuple(spec.size)
         self._augment = None  # the kornia pipeline, built on first use
 
     def sequential(self, K, steps: list):
