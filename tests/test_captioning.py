@@ -181,6 +181,8 @@ def test_the_report_shows_each_images_caption_next_to_its_references(trained):
 
     gallery = section(trained, "samples")
     rows = gallery.count("<tr>") - 1
+    metrics = section(trained, "metrics")  # the floors beside the model: retrieval of a training image's caption
+    assert "test: nearest training image (pixels)" in metrics and "test: nearest training image (encoder)" in metrics
     splits = Run.load(trained).encode(["test"])
     assert rows == min(12, len(set(splits["test"].row_info["caption"]["group"])))  # report.samples images at most
     assert gallery.count("references:") == rows and gallery.count('<img class="thumb"') == rows  # one row per image

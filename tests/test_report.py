@@ -49,6 +49,7 @@ def test_training_writes_a_self_contained_report_with_every_section(trained):
     assert "<script" not in html and "url(" not in html  # nothing that could fetch
     test_metrics = json.loads((run / "evaluation" / "test.json").read_text())
     assert f"{test_metrics['label.accuracy']:.4f}" in html
+    assert "nearest training image" not in section(run, "metrics")  # a floor of captioners only
     gallery = section(run, "samples")
     assert gallery.count("<tr>") == 1 + 5  # the heading and report.samples rows
     assert gallery.count('class="right"') + gallery.count('class="wrong"') == 5  # each label prediction judged

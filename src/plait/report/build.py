@@ -28,6 +28,7 @@ class ReportData:
     output_plots: dict[str, list[str]]  # output → its plots of the split (confusion matrix, scatter, embedding map)
     ablation: Ablation | None = None
     galleries: dict[str, tuple] = field(default_factory=dict)  # split name → (split, predictions) searched by embeddings
+    baselines: dict[str, dict[str, float]] = field(default_factory=dict)  # a floor's name → its metrics on the split
 
 
 def write_report(report: ReportData, path: Path | None = None) -> Path:

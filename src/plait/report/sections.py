@@ -49,11 +49,12 @@ def _duration(seconds: float) -> str:
 
 
 def final_metrics(report) -> str:
-    """Every final metric, one row each, a column per split: the overall loss first, then output by output."""
-    splits = list(report.metrics)
+    """Every final metric, one row each, a column per split: the overall loss first, then output by output; then a
+    column per baseline of the shown split (a captioner's: the caption of the nearest training image)."""
+    columns = {**report.metrics, **{f"{report.split.name}: {name}": values for name, values in report.baselines.items()}}
     keys = list(dict.fromkeys(key for values in report.metrics.values() for key in values))
-    rows = [[escape(key), *(report.metrics[s].get(key) for s in splits)] for key in keys]
-    return table(["metric", *splits], rows)
+    rows = [[escape(key), *(values.get(key) for values in columns.values())] for key in keys]
+    return table(["metric", *(escape(name) for name in columns)], rows)
 
 
 def curves(report) -> str:

@@ -36,7 +36,8 @@ def finish(run: Run, splits: dict, real_rows: int | None = None, tracker=NullTra
         shown_evaluation = evaluations[shown]
         shown_evaluation.galleries = {name: gallery for name, gallery in galleries.items() if name != shown}
         rows = {name: len(split) for name, split in splits.items()}
-        files.append(_write_report(run, shown_evaluation, metrics_by_split, rows, curves, output_plots))
+        baselines = caption_baselines(run, splits.get("train"), shown_evaluation)
+        files.append(_write_report(run, shown_evaluation, metrics_by_split, rows, curves, output_plots, baselines))
     final = {f"{split}.{key}": value for split, metrics in metrics_by_split.items() for key, value in metrics.items()}
     tracker.log_final(final, files, run.checkpoint)
 
@@ -57,7 +58,9 @@ def report(run: Run, split: str | None = None) -> Path:
             metrics_by_split[name] = saved
     curves = history_plots(read_metrics(run.folder), str(run.folder / "plots"))
     rows = {name: run.data.count(name) for name in present}  # before any bad row is skipped
-    return _write_report(run, evaluation, metrics_by_split, rows, curves, run.output_plots(evaluation))
+    train = run.encode(["train"])["train"] if _writes_captions(run) and "train" in present else None
+    return _write_report(run, evaluation, metrics_by_split, rows, curves, run.output_plots(evaluation),
+                         caption_baselines(run, train, evaluation))
 
 
 def report_split(run: Run, splits: list[str]) -> str | None:
@@ -66,14 +69,28 @@ def report_split(run: Run, splits: list[str]) -> str | None:
     return next((name for name in [*preferred, "test", "validation"] if name in splits), None)
 
 
+def caption_baselines(run: Run, train, shown: Evaluation) -> dict[str, dict]:
+    """The floors a captioner must clear on the shown split: the caption of the nearest training image, by pixels and
+    by the trained image encoder ({} without a caption output, an image input or training rows)."""
+    if train is None or not _writes_captions(run):
+        return {}
+    found = {"nearest training image (pixels)": run.nearest_captions(train, shown.split, "pixels"),
+             "nearest training image (encoder)": run.nearest_captions(train, shown.split, "features")}
+    return {name: metrics for name, metrics in found.items() if metrics}
+
+
+def _writes_captions(run: Run) -> bool:
+    return any(task.generates for task in run.tasks.values())
+
+
 def _write_report(run: Run, shown: Evaluation, metrics_by_split: dict, rows: dict, curves: list,
-                  output_plots: dict) -> Path:
+                  output_plots: dict, baselines: dict) -> Path:
     """report.html of the shown split, with its modality ablation (also written to evaluation/ablation_SPLIT.json)."""
     ablation = None
     if run.config.report.ablation and len(run.features) > 1:
         ablation = run.ablate(shown.split, metrics_by_split[shown.split.name])
         run.write_ablation(ablation)
     path = write_report(ReportData(run, run.data.table, shown.split, shown.predictions, metrics_by_split, rows, curves,
-                                   output_plots, ablation, shown.galleries))
+                                   output_plots, ablation, shown.galleries, baselines))
     say(f"report: {path}")
     return path
