@@ -8,7 +8,6 @@ from pathlib import Path
 from plait.config import Config, load_config
 from plait.errors import PlaitError
 from plait.evaluation.ablation import Ablation
-from plait.evaluation.baseline import baseline_metrics
 from plait.runs import Run, final, training
 
 
@@ -52,7 +51,7 @@ def evaluate_with_floors(run_dir: str | Path, split: str = "test", which: str = 
     captions = baseline and any(task.generates for task in run.tasks.values())
     train = (splits["train"] if "train" in splits else run.encode(["train"])["train"]) if captions else None
     if baseline:
-        results["baseline"] = baseline_metrics(run.tasks, run.data.rows("train"), run.data.rows(split))
+        results["baseline"] = run.baseline(split)
     if captions:
         results["baseline"].update(run.nearest_captions(train, splits[split], "pixels"))
         results["nearest_features"] = run.nearest_captions(train, splits[split], "features")
@@ -78,7 +77,7 @@ def evaluate_baseline(run_dir: str | Path, split: str = "test") -> dict:
     class of a category or binned output, the mean of a number. Outputs without such a baseline are left out."""
     run = Run.load(run_dir)
     run.require_split(split)
-    return baseline_metrics(run.tasks, run.data.rows("train"), run.data.rows(split))
+    return run.baseline(split)
 
 
 def ablate(run_dir: str | Path, split: str = "test", which: str = "best") -> Ablation:

@@ -40,23 +40,29 @@ def has_pixels(split: EncodedSplit, name: str) -> bool:
 def nearest_caption_metrics(tasks: dict, train: EncodedSplit, split: EncodedSplit, vector_of: VectorOf,
                             batch_size: int) -> dict[str, float]:
     """`OUTPUT.METRIC` for each caption output, writing for each image of `split` the caption of its nearest
-    training row (cosine similarity of `vector_of`), scored against all of the image's references."""
-    if not any(task.generates for task in tasks.values()):
-        return {}
-    train_vectors, split_vectors = (_row_vectors(part, vector_of, batch_size) for part in (train, split))
+    training image (cosine similarity of `vector_of`), scored against all of the image's references. Each image is
+    embedded once (its first row), however many captions it has."""
     metrics = {}
     for output, task in tasks.items():
         if not task.generates:
             continue
+        train_rows = list(caption_groups(train.row_info[output])[0].values())
         first, references = caption_groups(split.row_info[output])
-        queries = split_vectors[[first[group] for group in first]]
-        nearest = (queries @ train_vectors.T).argmax(1).tolist()
-        captions = [train.row_info[output]["caption"][row] for row in nearest]
+        nearest = _nearest(_row_vectors(split, list(first.values()), vector_of, batch_size),
+                           _row_vectors(train, train_rows, vector_of, batch_size), batch_size)
+        captions = [train.row_info[output]["caption"][train_rows[index]] for index in nearest]
         scores = task.text_metrics(captions, [references[group] for group in first])
         metrics.update({f"{output}.{key}": value for key, value in scores.items()})
     return metrics
 
 
-def _row_vectors(split: EncodedSplit, vector_of: VectorOf, batch_size: int) -> torch.Tensor:
-    parts = [vector_of(split.batch(indices)["inputs"]).float().cpu() for indices in torch.arange(len(split)).split(batch_size)]
+def _row_vectors(split: EncodedSplit, rows: list[int], vector_of: VectorOf, batch_size: int) -> torch.Tensor:
+    """L2-normalised vectors of some rows of the split."""
+    parts = [vector_of(split.batch(indices)["inputs"]).float().cpu() for indices in torch.tensor(rows).split(batch_size)]
     return F.normalize(torch.cat(parts), dim=1)
+
+
+def _nearest(queries: torch.Tensor, gallery: torch.Tensor, chunk: int) -> list[int]:
+    """Each query's most similar gallery vector, a chunk of queries at a time (a full similarity matrix of tens of
+    thousands of images each way would take gigabytes)."""
+    return [index for part in queries.split(max(chunk, 256)) for index in (part @ gallery.T).argmax(1).tolist()]

@@ -21,6 +21,7 @@ from plait.data.tables import Data
 from plait.errors import PlaitError
 from plait.files import atomic_path
 from plait.evaluation.ablation import Ablation, ablate
+from plait.evaluation.baseline import baseline_metrics
 from plait.evaluation.captions import write_samples
 from plait.evaluation.evaluate import evaluate_split, predict_split, search_gallery, uses_gallery
 from plait.evaluation.nearest import encoder_vectors, has_pixels, nearest_caption_metrics, pixel_vectors
@@ -190,6 +191,10 @@ class Run:
     def evaluate_split(self, name: str) -> Evaluation:
         """Split `name` of the table encoded and evaluated, with its outputs' gallery searches."""
         return self.evaluate(self.encode(self.with_galleries(name)), name)
+
+    def baseline(self, split: str) -> dict[str, float]:
+        """Metrics on `split` of predicting from the training targets alone (most frequent class, mean)."""
+        return baseline_metrics(self.tasks, self.data.rows("train"), self.data.rows(split))
 
     def nearest_captions(self, train: EncodedSplit, split: EncodedSplit, by: str) -> dict[str, float]:
         """Each caption output's metrics on `split` of writing the caption of the nearest training image, `by`

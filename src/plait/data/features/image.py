@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from plait.data.features.pixels import PixelFeature
 from plait.data.features.preview_media import on_background, thumbnail
@@ -25,7 +25,7 @@ from plait.settings.image import ImageSettings
 AUTO_SAMPLE = 200  # training images whose headers choose `size: auto`
 AUTO_MAX_SIDE = 224  # `size: auto` never goes beyond this many pixels a side
 AUTO_FALLBACK = 64  # when no training image can be read (each bad file is then reported on encode)
-ORIENTATION, SIDEWAYS = 0x0112, {5, 6, 7, 8}  # EXIF orientation tag; the values that turn a photo a quarter turn
+SIDEWAYS = {5, 6, 7, 8}  # EXIF orientations that turn a photo a quarter turn
 
 
 def short_reason(error: Exception) -> str:
@@ -51,7 +51,7 @@ def typical_size(paths: list[str]) -> tuple[int, int]:
         try:
             with Image.open(path) as image:
                 width, height = image.size
-                if image.getexif().get(ORIENTATION) in SIDEWAYS:
+                if image.getexif().get(ExifTags.Base.Orientation) in SIDEWAYS:
                     width, height = height, width
             sizes.append((height, width))
         except Exception:  # Pillow raises many kinds for a broken file
