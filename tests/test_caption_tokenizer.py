@@ -50,6 +50,14 @@ def test_round_trip_and_decode(tokenizer):
     assert not cased.lowercase and cased.decode(cased.encode(" Café 🐶 Dog ")) == "Café 🐶 Dog"
 
 
+def test_numbers_and_abbreviations_decode_intact():
+    """What a caption decoder writes must read back as written: no space put into "0.05", "e.g." or "1,000"."""
+    numbers = CaptionTokenizer.train(["A european coin of 5 cents (0.05 euro)", "St. Paul's cathedral, e.g. at night",
+                                      "1,000 people and a 3.5 kg bag", "A coin of 0.10 euro"], vocab_size=300)
+    for text in ["5 cents (0.05 euro)", "e.g.", "st. paul's", "1,000", "3.5 kg", "a coin of 0.05 euro.", "no. 10"]:
+        assert numbers.decode(numbers.encode(text)) == text
+
+
 def test_state_round_trip(tokenizer):
     state = json.loads(json.dumps(tokenizer.state_dict()))  # it travels in checkpoints: must be JSON-able
     restored = CaptionTokenizer.from_state(state)

@@ -74,11 +74,12 @@ def test_targets_are_shifted_padding_is_ignored_and_long_captions_are_cut(flickr
     assert short[1:1 + len(words)].tolist() == words and short[1 + len(words)] == tokenizer.eos_id
     assert set(short[2 + len(words):].tolist()) == {tokenizer.pad_id}
     long = task.encode(" ".join(["a red circle above a blue square"] * 10))
-    assert long[-1] == tokenizer.eos_id and (long != tokenizer.pad_id).all()  # cut to max_length, still ended
+    assert long[-1] == tokenizer.pad_id and tokenizer.eos_id not in long.tolist()  # cut to max_length: not ended
+    assert (long[:-1] != tokenizer.pad_id).all()
 
     batch = task.stack([short, long, None])
     collated = task.collate(batch)
-    assert collated["input"].shape == (3, 19) and collated["labels"].shape == (3, 19)
+    assert collated["input"].shape == (3, 18) and collated["labels"].shape == (3, 18)  # the cut row: <s> + 18 tokens
     assert torch.equal(collated["input"][0, :len(words) + 1], short[:len(words) + 1])
     assert torch.equal(collated["labels"][0, :len(words) + 1], short[1:len(words) + 2])
     assert (collated["labels"][0, len(words) + 1:] == -100).all()  # padding left out of the loss

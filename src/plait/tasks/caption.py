@@ -4,6 +4,11 @@ Targets are byte-level BPE token ids `[<s>, tokens…, </s>, <pad>…]` (a token
 unless one is given). The collate step cuts a batch to its longest caption and shifts it: the decoder reads
 `<s> w1 … wn` and learns to predict `w1 … wn </s>` (teacher forcing); padding is left out of the loss.
 
+Ending a caption is the end token's job. A caption's one sentence-final period is dropped before it is encoded:
+were it kept, "." would nearly always be followed by `</s>`, and the decoder would learn to stop at the "." of
+"0.05" or "st. paul's" too. Generated captions get the period back when most training captions had one. A caption
+cut at `tokenizer.max_length` gets no `</s>`, so that the decoder does not learn to stop where it was cut.
+
 Evaluation generates one caption per image (greedy or beam search) and scores it against every reference caption
 of that image: the rows whose `references` column holds the same value (all captions of one photo).
 """
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 from typing import ClassVar
 
@@ -26,6 +32,12 @@ from plait.tasks.tokenizer import CaptionTokenizer
 from plait.settings.caption import CaptionOutput
 
 IGNORED = -100  # label of a position left out of the loss (padding, a row without a caption)
+# one sentence-final period and the spaces before it ("a dog runs ." as Flickr writes it); an ellipsis is left alone
+FINAL_PERIOD = re.compile(r"(?<!\.)\s*\.$")
+
+
+def without_final_period(text: str) -> str:
+    return FINAL_PERIOD.sub("", text.strip())
 
 
 @TASKS.register("caption")
@@ -37,23 +49,27 @@ class CaptionTask(TaskType):
     def __init__(self, spec: CaptionOutput, base_dir="."):
         super().__init__(spec, base_dir)
         self.tokenizer: CaptionTokenizer | None = None
+        self.final_period = False  # whether generated captions end with "." (most training captions did)
 
     # ── what is learned from the training split ──────────────────────────────────────────────────
     def fit(self, values):
         settings = self.spec.tokenizer
+        texts = [str(value).strip() for value in values]
+        self.final_period = 2 * sum(FINAL_PERIOD.search(text) is not None for text in texts) > len(texts)
         if settings.path:
             self.tokenizer = CaptionTokenizer.load(os.path.expanduser(settings.path))
         else:
-            texts = [str(value) for value in values]
+            texts = [without_final_period(text) for text in texts]  # what `encode` will give it
             self.tokenizer = CaptionTokenizer.train(texts, settings.vocab_size, settings.min_frequency, settings.lowercase)
         if self.tokenizer.pad_id != 0:
             raise PlaitError(f"outputs.{self.spec.name}.tokenizer: the padding token must have id 0 (it has {self.tokenizer.pad_id})")
 
     def state_dict(self):
-        return {"tokenizer": self.tokenizer.state_dict()}
+        return {"tokenizer": self.tokenizer.state_dict(), "final_period": self.final_period}
 
     def load_state_dict(self, state):
         self.tokenizer = CaptionTokenizer.from_state(state["tokenizer"])
+        self.final_period = bool(state.get("final_period", False))  # older runs learned to write their own periods
 
     def save_files(self, folder: Path) -> list[Path]:
         return self.tokenizer.save(Path(folder) / "tokenizers" / self.spec.name)
@@ -64,10 +80,12 @@ class CaptionTask(TaskType):
         return self.spec.tokenizer.max_length
 
     def encode(self, value):
-        ids = self.tokenizer.encode(str(value))[: self.length - 2]
+        ids = self.tokenizer.encode(without_final_period(str(value)))
         if not ids:
             raise MissingValue("no caption text")
-        sequence = [self.tokenizer.bos_id, *ids, self.tokenizer.eos_id]
+        room = self.length - 2
+        ending = [self.tokenizer.eos_id] if len(ids) <= room else []  # a cut caption: padding follows, no end
+        sequence = [self.tokenizer.bos_id, *ids[:room], *ending]
         return torch.tensor(sequence + [self.tokenizer.pad_id] * (self.length - len(sequence)), dtype=torch.long)
 
     def empty(self):
@@ -124,7 +142,11 @@ class CaptionTask(TaskType):
         return caption_metrics(captions, references)
 
     def decode_ids(self, generated: list[list[int]]) -> list[str]:
-        return [self.tokenizer.decode(ids) for ids in generated]
+        """Generated token ids → captions, each ended with "." when the training captions were."""
+        captions = [self.tokenizer.decode(ids) for ids in generated]
+        if not self.final_period:
+            return captions
+        return [caption + "." if caption and not caption.endswith((".", "!", "?")) else caption for caption in captions]
 
     def decode(self, prediction):
         """Generated token ids of a batch → the `NAME_pred` column of captions."""
