@@ -168,7 +168,8 @@ def test_evaluate_baseline_scores_the_caption_of_the_nearest_training_image(trai
     result = run_cli_here("evaluate", trained, "--split", "test", "--baseline", "--untrained", "--json")
     assert result.returncode == 0, result.stderr
     floors = json.loads(result.stdout)
-    assert set(floors) == {"trained", "baseline", "untrained", "nearest_features", "nearest_untrained_features"}
+    assert set(floors) == {"trained", "baseline", "shuffled_inputs", "untrained", "nearest_features", "nearest_untrained_features"}
+    assert floors["shuffled_inputs"].keys() == floors["trained"].keys()  # the trained model given other images
     for column in ("baseline", "nearest_features", "nearest_untrained_features"):  # the model's own metric names
         assert {"caption.bleu4", "caption.cider"} <= set(floors[column]) <= set(floors["trained"]), column
     # searched among the training images themselves, each one finds itself: its caption is one of its references

@@ -53,6 +53,7 @@ def test_evaluate_json_and_predict_in_user_values(tabular, tmp_path):
     assert floors["baseline"]["label.accuracy"] == pytest.approx((rows.query("split == 'test'")["label"] == most_frequent).mean())
     assert floors["untrained"].keys() == metrics.keys()
     assert floors["untrained"]["loss"] != metrics["loss"]
+    assert floors["shuffled_inputs"].keys() == metrics.keys() and floors["shuffled_inputs"]["loss"] != metrics["loss"]
     table_out = run_cli_here("evaluate", run, "--baseline").stdout
     assert "trained" in table_out and "baseline" in table_out and "untrained" not in table_out
     rows = pd.read_csv(table).drop(columns=["label", "target"]).head(20)

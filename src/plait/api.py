@@ -42,7 +42,8 @@ def evaluate_with_floors(run_dir: str | Path, split: str = "test", which: str = 
     (written to `evaluation/<split>.json` as `evaluate` does), beside the floors it must clear (see
     `evaluate_baseline` and `evaluate_untrained`). For caption outputs the baseline is the caption of the nearest
     training image by pixels, and `nearest_features` (`nearest_untrained_features`) writes that of the nearest by the
-    trained (untrained) image encoder's vectors."""
+    trained (untrained) image encoder's vectors. `shuffled_inputs` scores the trained model with each row given
+    another row's inputs: how much of its score comes from reading them."""
     run = Run.load(run_dir, which)
     splits = run.encode(run.with_galleries(split))
     evaluation = run.evaluate(splits, split)
@@ -52,6 +53,7 @@ def evaluate_with_floors(run_dir: str | Path, split: str = "test", which: str = 
     train = (splits["train"] if "train" in splits else run.encode(["train"])["train"]) if captions else None
     if baseline:
         results["baseline"] = run.baseline(split)
+        results["shuffled_inputs"] = run.score_shuffled(splits[split])
     if captions:
         results["baseline"].update(run.nearest_captions(train, splits[split], "pixels"))
         results["nearest_features"] = run.nearest_captions(train, splits[split], "features")

@@ -19,7 +19,8 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout instead of a table."),
     baseline: bool = typer.Option(False, "--baseline", help="Also score predicting from the training targets alone "
                                   "(the most frequent class, the mean) and, for captions, writing the caption of the "
-                                  "nearest training image (by pixels, and by the image encoder's vectors)."),
+                                  "nearest training image (by pixels, and by the image encoder's vectors); and the trained model "
+                                  "given each row another row's inputs (shuffled_inputs: how much it reads them)."),
     untrained: bool = typer.Option(False, "--untrained", help="Also score the same model with fresh random weights: "
                                    "what training adds."),
 ):

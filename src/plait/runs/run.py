@@ -26,6 +26,7 @@ from plait.evaluation.captions import write_samples
 from plait.evaluation.evaluate import evaluate_split, predict_split, search_gallery, uses_gallery
 from plait.evaluation.nearest import encoder_vectors, has_pixels, nearest_caption_metrics, pixel_vectors
 from plait.evaluation.saved import evaluation_file
+from plait.evaluation.shuffled import with_shuffled_inputs
 from plait.models.frozen import embed_frozen_inputs
 from plait.models.model import MultimodalModel
 from plait.runs.setup import (chosen_checkpoint, configure_torch, encode_split, is_export, make_cache, make_preprocessor,
@@ -195,6 +196,13 @@ class Run:
     def baseline(self, split: str) -> dict[str, float]:
         """Metrics on `split` of predicting from the training targets alone (most frequent class, mean)."""
         return baseline_metrics(self.tasks, self.data.rows("train"), self.data.rows(split))
+
+    def score_shuffled(self, split: EncodedSplit) -> dict[str, float]:
+        """Metrics on `split` with each row given another row's inputs (another image's, for a caption output's
+        rows): how far the model's scores rest on its inputs rather than on the targets' own regularities."""
+        captions = [name for name, task in self.tasks.items() if task.generates]
+        groups = split.row_info[captions[0]]["group"] if captions else None
+        return self.score(with_shuffled_inputs(split, groups))[0]
 
     def nearest_captions(self, train: EncodedSplit, split: EncodedSplit, by: str) -> dict[str, float]:
         """Each caption output's metrics on `split` of writing the caption of the nearest training image, `by`
