@@ -186,6 +186,14 @@ def test_cnn_output_shape_and_gradients(mode, size):
     assert all(p.grad is not None for p in encoder.parameters())
 
 
+def test_a_cnn_that_sees_less_than_half_the_image_says_how_many_blocks_would_see_it():
+    three = ImageCnn(CnnConfig(channels=[8, 16, 32]), feature(size=64)).notes()
+    assert len(three) == 1 and "sees 22 of the image's 64 pixels" in three[0] and "4 blocks would" in three[0]
+    assert ImageCnn(CnnConfig(channels=[8, 16, 32, 64]), feature(size=64)).notes() == []
+    assert ImageCnn(CnnConfig(channels=[8, 16, 32]), feature(size=32)).notes() == []
+    assert "sees 4 of the image's 16 pixels" in ImageCnn(CnnConfig(channels=[8]), feature(size=[40, 16])).notes()[0]
+
+
 @pytest.mark.parametrize("arch, out_dim", [("resnet", 16), ("vit", 16), ("clip", 24)])
 @pytest.mark.parametrize("mode, size", [("RGB", 32), ("L", [16, 24])])
 def test_hf_image_random_weights_from_overrides(arch, out_dim, mode, size):

@@ -55,10 +55,11 @@ def validate(
 def demo(
     folder: Optional[Path] = typer.Option(None, help="Where to generate the data and the run (default: a temporary folder)."),
     rows: Optional[int] = typer.Option(None, help="Rows of generated data (default: 1500 multimodal, 400 sentiment, "
-                                       "3000 captioning, i.e. 600 images with 5 captions each, 600 attention, 2000 spectra, 1200 retrieval)."),
+                                       "3000 captioning, i.e. 600 images with 5 captions each, 250 grounding, 600 attention, 2000 spectra, 1200 retrieval)."),
     recipe: str = typer.Option("multimodal", help="multimodal (photo + note + reading, seconds), sentiment (MELD-layout "
                                "clips: video + audio + text, under a minute on a CPU), captioning (Flickr30k-layout shapes: "
-                               "image → caption, minutes on a CPU), attention (pickled signals → LSTMs + attention → "
+                               "image → caption, minutes on a CPU), grounding (84 object kinds, a few photos each, one caption each: "
+                               "does the captioner beat the nearest training image's caption?), attention (pickled signals → LSTMs + attention → "
                                "a number), spectra (.npy spectra → CNN-LSTM → 15 binned parameters) or retrieval (photos, sounds and "
                                "descriptions → a metric-learning embedding, searched with FAISS)."),
     set_: list[str] = typer.Option([], "--set", help="Override a recipe key, e.g. --set train.epochs=3."),

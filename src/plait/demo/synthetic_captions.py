@@ -13,6 +13,7 @@ word can be guessed from the others alone.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -94,15 +95,29 @@ def two_shapes(rng: np.random.Generator, size: int) -> tuple[Image.Image, dict, 
 def make_flickr30k(folder: Path, images: int = 600, size: int = 64, seed: int = 0) -> Path:
     """Write the layout under `folder` (the same bytes for the same arguments); return the path of results.csv."""
     rng = np.random.default_rng(seed)
+
+    def pictures():
+        for _ in range(images):
+            image, first, second, relation = two_shapes(rng, size)
+            yield image, captions_for(first, second, relation, rng)
+
+    return write_flickr30k(folder, images, pictures(), rng)
+
+
+def write_flickr30k(folder: Path, count: int, pictures: Iterator[tuple[Image.Image, list[str]]],
+                    rng: np.random.Generator) -> Path:
+    """Kaggle's Flickr30k layout under `folder` for `count` (image, captions) pairs, drawn from `pictures` after
+    the ids: each image saved under a random 10-digit id (a JPEG; an RGBA image as a PNG), its captions numbered
+    from 0. Returns the path of results.csv."""
     root = Path(folder) / "flickr30k_images"
     image_folder = root / "flickr30k_images"
     image_folder.mkdir(parents=True, exist_ok=True)
-    ids = sorted({str(n) for n in rng.integers(1_000_000_000, 9_999_999_999, images * 2)})[:images]
+    ids = sorted({str(n) for n in rng.integers(1_000_000_000, 9_999_999_999, count * 2)})[:count]
     lines = [HEADER]
-    for image_id in ids:
-        image, first, second, relation = two_shapes(rng, size)
-        image.save(image_folder / f"{image_id}.jpg", quality=90)
-        lines += [f"{image_id}.jpg| {number}| {caption}" for number, caption in enumerate(captions_for(first, second, relation, rng))]
+    for image_id, (image, captions) in zip(ids, pictures):
+        name = f"{image_id}.png" if image.mode == "RGBA" else f"{image_id}.jpg"
+        image.save(image_folder / name, **({} if image.mode == "RGBA" else {"quality": 90}))
+        lines += [f"{name}| {number}| {caption}" for number, caption in enumerate(captions)]
     table = root / "results.csv"
     table.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return table

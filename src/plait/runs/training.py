@@ -72,6 +72,9 @@ def _train(run: Run, resuming: bool) -> None:
 
     model = run.build_model()
     print_table("parameters", ["component", "trainable", "frozen"], parameter_table(model))
+    for name, encoder in model.encoders.items():
+        for note in encoder.notes():
+            say(f"[yellow]inputs.{name}.encoder: {note}[/yellow]")
     run.embed_frozen(splits)
     tracker = NullTracker()
     if world.is_main:

@@ -36,6 +36,10 @@ class Encoder(nn.Module):
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
 
+    def notes(self) -> list[str]:
+        """Advice on this encoder for the data it reads, said when training starts (none by default)."""
+        return []
+
     def encode_tokens(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """The vector [N, out_dim] and a token sequence [N, L, out_dim] that a decoder can attend to. Encoders with
         spatial or temporal features (image patches, grid cells) override this; the default is the vector as one token."""
