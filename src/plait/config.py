@@ -55,14 +55,20 @@ FusionConfig = _union(FUSIONS, "name")
 
 
 class SamplerConfig(Section):
-    name: Literal["shuffle", "m_per_class"] = Field(
+    name: Literal["shuffle", "m_per_class", "balanced"] = Field(
         "shuffle", description="`shuffle`: a fresh random order each epoch. `m_per_class`: batches made of groups of `m` "
         "rows of one class (rows of a class shuffled, cut into groups, the groups shuffled), so a metric-learning loss "
-        "finds positive pairs in every batch; still every row once per epoch. Leftover groups smaller than `m` come last.",
+        "finds positive pairs in every batch; still every row once per epoch. Leftover groups smaller than `m` come last. "
+        "`balanced`: every class of `output` visited equally often per epoch (the counts differ by at most one); the "
+        "epoch keeps its length, the number of training rows, so rows of rare classes repeat and rows of frequent "
+        "classes are left out, each row of a class as evenly as possible and a different choice every epoch. Rows "
+        "without a label in `output` are each visited once, as with `shuffle`, and the labelled rows' share is split "
+        "among the classes. Like the others it depends only on (`seed`, epoch), so a resumed run replays it exactly.",
     )
     m: PositiveInt = Field(4, ge=2, description="`m_per_class`: rows of one class per group; `train.batch_size` must be a multiple of it.")
-    output: str | None = Field(None, description="`m_per_class`: the output whose classes group the rows (a `category` or "
-                               "`embedding` output); default: the first such output.")
+    output: str | None = Field(None, description="`m_per_class`, `balanced`: the output whose classes group the rows (`m_per_class`: "
+                               "a `category` or `embedding` output; `balanced`: a `category` or `binned` output); default: "
+                               "the first such output.")
 
 
 class SplitConfig(Section):
@@ -116,6 +122,7 @@ class DataConfig(Section):
     csv_separator: str = Field(",", description="Field separator of a CSV table.")
     root: str | None = Field(None, description="Folder that relative file paths in cells resolve against; default: the table's folder.")
     split: SplitConfig = Field(default_factory=SplitConfig, description="How rows are divided into train / validation / test.")
+    filter: str | None = Field(None, description="Keep only the rows for which this pandas query is true, e.g. `\"quality > 0.5 and site == 'A'\"` (`DataFrame.eval` syntax: `and`, `or`, `not`, `in`, `==`; a column name with spaces in `backticks`). Applied after the table is read and before the split: with `split.column` each row keeps its split, with `split.ratios` the kept rows alone are divided (so the ratios hold among them). Every verb that reads the table (train, evaluate, cache build, summary) sees the same rows; `plait predict --input` predicts every row it is given. A column the query names whose every cell is a number (CSV cells are read as text) is compared as a number. Dropped rows are in no split: `splits.csv` lists them with split `filtered`, and training starts by printing how many rows each split kept. A query that does not parse or names an unknown column is an error. null: every row.")
     cache: bool = Field(True, description="Use the preprocessing cache: decoded and preprocessed cells (frames, spectrograms, resized images) are stored once and memory-mapped by every later run. Which inputs use it: each input's `cache`.")
     workers: int | None = Field(None, ge=1, description="Threads that decode media cells missing from the cache (PyAV and Pillow decode outside Python's lock). null: one per CPU core.")
     cache_dir: str | None = Field(None, description="Folder of the preprocessing cache; default: $PLAIT_CACHE_DIR, else ~/.cache/plait. Safe to share between concurrent runs.")

@@ -94,7 +94,7 @@ def score(tasks: dict, predictions: dict, split: EncodedSplit) -> dict[str, floa
     total = 0.0
     for name, task in tasks.items():
         target = split.targets[name]
-        loss = float(task.loss(predictions[name], target))
+        loss = float(task.evaluation_loss(predictions[name], target))
         total += task.spec.loss_weight * loss
         metrics[f"{name}.loss"] = loss
         metrics.update({f"{name}.{key}": value for key, value in task.metrics(predictions[name], target).items()})

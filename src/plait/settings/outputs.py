@@ -13,9 +13,18 @@ from plait.schema import OutputBase
 class CategoryOutput(OutputBase):
     type: Literal["category"] = "category"
     class_weights: Literal["none", "balanced"] | dict[str, float] = Field(
-        "none", description="Loss weight per class: `balanced` (inverse training frequency) or a mapping label → weight."
+        "none", description="Loss weight per class: `balanced` (inverse training frequency) or a mapping label → weight. "
+        "With `loss: focal` they are its per-class alpha."
     )
-    label_smoothing: float = Field(0.0, ge=0, lt=1, description="Label smoothing of the cross-entropy.")
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="Label smoothing of the training loss (evaluation reports the plain loss).")
+    loss: Literal["cross_entropy", "focal"] = Field(
+        "cross_entropy", description="Training loss. `focal`: each row's cross-entropy times (1 - p)^`gamma`, p the "
+        "probability given to its true class, so rows the model already gets right count less and rare, hard classes "
+        "more (Lin et al. 2017); normalised like the weighted cross-entropy, so `gamma: 0` is the cross-entropy exactly. "
+        "Evaluation reports the plain loss: the cross-entropy with `class_weights`, without the focal factor or label "
+        "smoothing, so runs with different losses compare.",
+    )
+    gamma: float = Field(2.0, ge=0, description="`loss: focal`: how strongly rows with a confident right answer are down-weighted (0: not at all).")
 
 
 class NumberOutput(OutputBase):
@@ -31,4 +40,4 @@ class BinnedOutput(OutputBase):
         10, ge=2, description="Number of equal-width bins between the training minimum and maximum; values outside "
         "that range fall into the first or last bin."
     )
-    label_smoothing: float = Field(0.0, ge=0, lt=1, description="Label smoothing of the cross-entropy.")
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="Label smoothing of the training loss (evaluation reports the plain loss).")

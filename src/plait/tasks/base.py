@@ -79,6 +79,11 @@ class TaskType(Column):
         """Mean loss over the rows whose target is present (0 when none is)."""
         raise NotImplementedError
 
+    def evaluation_loss(self, prediction: torch.Tensor, target: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The loss evaluation reports over a whole split (`NAME.loss`, and so `validation.loss`): the training loss,
+        unless the task leaves out terms that only shape training (label smoothing, the focal factor)."""
+        return self.loss(prediction, target)
+
     def metrics(self, prediction: torch.Tensor, target: dict[str, torch.Tensor]) -> dict[str, float]:
         """Metrics over a whole split; `prediction` and `target` are concatenated over all batches."""
         raise NotImplementedError

@@ -99,6 +99,9 @@ class BinnedTask(TaskType):
     def loss(self, prediction, target):
         return cross_entropy_over_present(prediction, target, label_smoothing=self.spec.label_smoothing)
 
+    def evaluation_loss(self, prediction, target):
+        return cross_entropy_over_present(prediction, target)
+
     def metrics(self, prediction, target):
         """`accuracy` of the bin, `within_one` (off by at most one bin), and `mae` / `rmse` in original units of the
         predicted bin's centre against the true value."""

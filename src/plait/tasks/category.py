@@ -1,4 +1,4 @@
-"""`category` output: classify into the labels seen in training; cross-entropy, accuracy and F1."""
+"""`category` output: classify into the labels seen in training; cross-entropy or focal loss, accuracy and F1."""
 
 from __future__ import annotations
 
@@ -61,8 +61,17 @@ class CategoryTask(TaskType):
         return nn.Linear(in_dim, len(self.labels))
 
     def loss(self, prediction, target):
-        weight = torch.tensor(self.weights, device=prediction.device) if self.weights else None
+        weight = self.class_weight(prediction.device)
+        if self.spec.loss == "focal":
+            return focal_over_present(prediction, target, self.spec.gamma, weight, self.spec.label_smoothing)
         return cross_entropy_over_present(prediction, target, weight, self.spec.label_smoothing)
+
+    def evaluation_loss(self, prediction, target):
+        """The class-weighted cross-entropy, whatever the training loss (see `loss` in the settings)."""
+        return cross_entropy_over_present(prediction, target, self.class_weight(prediction.device))
+
+    def class_weight(self, device) -> torch.Tensor | None:
+        return torch.tensor(self.weights, device=device) if self.weights else None
 
     def metrics(self, prediction, target):
         present = target["present"]
@@ -116,6 +125,22 @@ def cross_entropy_over_present(prediction, target, weight=None, label_smoothing:
     if not present.any():
         return prediction.sum() * 0.0
     return F.cross_entropy(prediction[present].float(), target["value"][present], weight=weight, label_smoothing=label_smoothing)
+
+
+def focal_over_present(prediction, target, gamma: float, weight=None, label_smoothing: float = 0.0) -> torch.Tensor:
+    """Focal loss (Lin et al. 2017) over the rows whose target is present: each row's cross-entropy (class-weighted
+    and smoothed as `cross_entropy_over_present`'s) times (1 - p)^gamma, p the softmax probability of its true class,
+    divided by the summed weights of the rows' true classes (their count without weights), as PyTorch's weighted mean
+    does; so gamma = 0 gives the cross-entropy, and `weight` acts as the per-class alpha."""
+    present = target["present"]
+    if not present.any():
+        return prediction.sum() * 0.0
+    logits, truth = prediction[present].float(), target["value"][present]
+    per_row = F.cross_entropy(logits, truth, weight=weight, label_smoothing=label_smoothing, reduction="none")
+    p_true = logits.softmax(-1).gather(1, truth[:, None]).squeeze(1)
+    total = weight[truth].sum() if weight is not None else torch.tensor(float(len(truth)), device=logits.device)
+    # clamped: with gamma < 1 the factor's gradient at p = 1 would be infinite (and 0 × inf is nan)
+    return ((1 - p_true).clamp(min=1e-12) ** gamma * per_row).sum() / total
 
 
 def plot_confusion(prediction, target, labels: list[str], folder: str, name: str, split: str) -> str:
