@@ -27,6 +27,14 @@ def build_cache(config: str | Path | Config, overrides: list[str] = (), skipped_
     return training.build_cache(_config(config, overrides), skipped_file)
 
 
+def summary(config: str | Path | Config, overrides: list[str] = (), depth: int = 3, rows: int = 4):
+    """The model a config builds, before training: torchinfo's layer table over one batch of `rows` training rows
+    and the parameter table; see `plait.runs.summary.summarize`. Writes nothing but the preprocessing cache."""
+    from plait.runs.summary import summarize
+
+    return summarize(_config(config, overrides), depth, rows)
+
+
 def evaluate(run_dir: str | Path, split: str = "test", which: str = "best") -> dict:
     """Metrics of a trained run on one split (with its outputs' gallery searches); also written to
     `evaluation/<split>.json`."""

@@ -3,6 +3,7 @@ image–caption layout) from any fsspec URL into a DataFrame, and divide its row
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -23,6 +24,7 @@ SPLIT_NAMES = {
     "test": "test", "testing": "test",
 }
 SPLITS = ("train", "validation", "test")
+FILTERED = "filtered"  # the split of a row data.filter drops: in no split, but listed in splits.csv
 
 
 @dataclass
@@ -33,6 +35,27 @@ class Data:
     split_of_row: pd.Series
     source: str
     places: RowPlaces  # the file and line each row came from, for messages and skipped.jsonl
+    filter_note: str | None = None  # what data.filter kept, per split, to print at training start
+
+    @classmethod
+    def of(cls, table: pd.DataFrame, split_config, row_filter: str | None, source: str, places: RowPlaces) -> Data:
+        """`table` divided into splits after `row_filter` (data.filter): the rows it drops are in split `filtered`,
+        so they are in no split and splits.csv still lists them. A `column` split keeps each row's split; a random
+        split (`ratios`) divides the kept rows only."""
+        if not row_filter:
+            return cls(table, assign_splits(table, split_config, source), source, places)
+        keep = filter_rows(table, row_filter, source)
+        if split_config.column is not None:
+            before = assign_splits(table, split_config, source)
+        else:
+            before = pd.Series(FILTERED, index=table.index, dtype=object)
+            before[keep] = assign_splits(table[keep], split_config, source)
+        split_of_row = before.where(keep, FILTERED)
+        counts = [f"{split} {int((split_of_row == split).sum()):,}"
+                  + (f"/{int((before == split).sum()):,}" if split_config.column is not None else "") for split in SPLITS]
+        note = (f"data.filter kept {int(keep.sum()):,} of {len(table):,} rows"
+                + ("" if split_config.column is not None else " (then split by data.split.ratios)") + ": " + ", ".join(counts))
+        return cls(table, split_of_row, source, places, note)
 
     def rows(self, split: str) -> pd.DataFrame:
         return self.table[self.split_of_row == split]
@@ -99,6 +122,37 @@ def require_columns(table: pd.DataFrame, wanted: dict[str, str], source: str) ->
             hint = nearest(column, table.columns)
             suggestion = f"did you mean {hint!r}?" if hint else f"columns: {', '.join(map(str, table.columns))}"
             raise PlaitError(f"{source}: no column {column!r} (needed by {user}); {suggestion}")
+
+
+def filter_rows(table: pd.DataFrame, query: str, source: str) -> pd.Series:
+    """True for each row `query` (data.filter, a pandas query) keeps. Columns it names whose every cell is a number
+    (or empty) are compared as numbers, as CSV cells are read as text; a query that does not parse, names an unknown
+    column or is not true or false per row is an error."""
+    view = table.copy(deep=False)
+    for column in table.columns:
+        if str(column) in query and (table[column].dtype == object or isinstance(table[column].dtype, pd.StringDtype)):
+            try:
+                numbers = pd.to_numeric(table[column])
+            except (TypeError, ValueError):
+                continue
+            view[column] = numbers
+    try:
+        kept = view.eval(query, engine="python")
+    except pd.errors.UndefinedVariableError as error:
+        name = re.search(r"'(.+?)'", str(error))
+        name = name.group(1) if name else str(error)
+        hint = nearest(name, table.columns)
+        suggestion = f"did you mean {hint!r}?" if hint else f"columns: {', '.join(map(str, table.columns))}"
+        raise PlaitError(f"data.filter {query!r}: {source} has no column {name!r}; {suggestion}") from None
+    except SyntaxError as error:
+        raise PlaitError(f"data.filter {query!r} does not parse as a pandas query: {error.msg} "
+                         f"(e.g. \"quality > 0.5 and site == 'A'\"; a column name with spaces goes in `backticks`)") from None
+    except Exception as error:  # noqa: BLE001  (a comparison of text with a number, an unknown function, ...)
+        raise PlaitError(f"data.filter {query!r} fails on {source}: {type(error).__name__}: {str(error).splitlines()[0]}") from None
+    if not isinstance(kept, pd.Series) or len(kept) != len(table) or not pd.api.types.is_bool_dtype(kept.dtype):
+        raise PlaitError(f"data.filter {query!r} must be a condition, true or false for each row, such as "
+                         f"\"quality > 0.5\"; it gave {type(kept).__name__} {getattr(kept, 'dtype', '')}".rstrip())
+    return kept.fillna(False).astype(bool).set_axis(table.index)
 
 
 def assign_splits(table: pd.DataFrame, split_config, source: str) -> pd.Series:

@@ -249,7 +249,7 @@ class Run:
 
     def write_splits(self) -> None:
         """`splits.csv`: every row of the table (`row`, its position, as in skipped.jsonl), the file and the line or
-        entry it came from, the split it went to, and the cells of its file inputs (the image, clip or sound), so the
+        entry it came from, the split it went to (`filtered` for a row data.filter dropped), and the cells of its file inputs (the image, clip or sound), so the
         test images of a random split can be found."""
         places = [self.data.places.place(position) for position in range(len(self.data.table))]
         table = pd.DataFrame({"row": range(len(places)), "file": [file for file, _ in places],

@@ -15,7 +15,7 @@ from plait.config import Config
 from plait.data import remote
 from plait.data.cache import FeatureCache
 from plait.data.dataset import SKIP_HINT, EncodedSplit, Preprocessor
-from plait.data.tables import SPLITS, Data, assign_splits, read_table_at, require_columns, resolve_root
+from plait.data.tables import SPLITS, Data, read_table_at, require_columns, resolve_root
 from plait.errors import PlaitError
 from plait.files import write_atomic
 from plait.training.checkpoint import has_checkpoint
@@ -51,7 +51,7 @@ def read_data(config: Config, preprocessor: Preprocessor) -> Data:
     source = config.data.table
     table, places = read_table_at(source, config.data.format, config.data.csv_separator)
     require_columns(table, preprocessor.required_columns(), source)
-    return Data(table, assign_splits(table, config.data.split, source), source, places)
+    return Data.of(table, config.data.split, config.data.filter, source, places)
 
 
 def make_cache(config: Config) -> FeatureCache | None:

@@ -100,6 +100,8 @@ def _add_generated_rows(run: Run) -> int:
     """The table with the rows `data.augment.generated` asks for added after the real ones; returns how many
     real rows there are."""
     real_rows = len(run.data.table)
+    if run.data.filter_note:
+        say(run.data.filter_note)
     if run.config.data.augment.generated is not None:
         run.data, report = add_generated_rows(run.data, run.config)
         if run.world.is_main:
