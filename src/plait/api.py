@@ -12,13 +12,19 @@ from plait.runs import Run, final, training
 
 
 def train(config: str | Path | Config | None = None, run_dir: str | Path | None = None, overrides: list[str] = (),
-          resume: str | Path | None = None) -> Path:
-    """Train from a config (path or Config) into a new run folder, or continue the run folder `resume`."""
+          resume: str | Path | None = None, checkpoint: str | None = None, init_from: str | Path | None = None) -> Path:
+    """Train from a config (path or Config) into a new run folder, optionally starting from the weights of another
+    run or checkpoint (`init_from`: those whose names and shapes match); or continue the run folder `resume` from its
+    `checkpoint` (`last`, the default, `best` or a checkpoint folder), with `overrides` of train.* keys applied."""
     if (config is None) == (resume is None):
         raise PlaitError("give a config to start a run, or a run folder to resume (`--resume DIR`)")
     if resume is not None:
-        return training.train(load_config(Path(resume) / "config.yaml"), resume, resume=True)
-    return training.train(_config(config, overrides), run_dir)
+        if init_from is not None:
+            raise PlaitError("--init-from starts a new run from CONFIG; a resumed run continues from its own checkpoint (--checkpoint)")
+        return training.resume(resume, list(overrides), checkpoint or "last")
+    if checkpoint is not None:
+        raise PlaitError("--checkpoint chooses where a resumed run continues from: use it with --resume DIR")
+    return training.train(_config(config, overrides), run_dir, init_from=init_from)
 
 
 def build_cache(config: str | Path | Config, overrides: list[str] = (), skipped_file: str | Path | None = None) -> dict:

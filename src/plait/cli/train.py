@@ -13,7 +13,12 @@ def train(
     config: Optional[Path] = typer.Argument(None, help="The YAML config."),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Run folder (default: runs/NAME-TIMESTAMP)."),
     set_: list[str] = typer.Option([], "--set", help="Override a key, e.g. --set train.epochs=3 (repeatable)."),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue this run folder exactly where it stopped."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue this run folder exactly where it stopped; "
+                                          "--set may change train.* keys (more epochs, another schedule), nothing else."),
+    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="With --resume: continue from last (default), "
+                                             "best, or the checkpoint folder at this path."),
+    init_from: Optional[Path] = typer.Option(None, "--init-from", help="Start the new run from the weights of this run "
+                                             "(its best checkpoint) or checkpoint folder, where names and shapes match."),
     nproc: int = typer.Option(1, "--nproc", min=1, help="Train in this many processes on this machine (DDP; hands over "
                               "to torchrun: one per GPU, or CPU processes with gloo). train.batch_size stays the global batch."),
 ):
@@ -26,6 +31,8 @@ def train(
         args = [str(config)] if config else []
         args += [f"--run-dir={run_dir}"] if run_dir else []
         args += [f"--resume={resume}"] if resume else []
+        args += [f"--checkpoint={checkpoint}"] if checkpoint else []
+        args += [f"--init-from={init_from}"] if init_from else []
         args += [f"--set={text}" for text in set_]
         raise typer.Exit(run_torchrun(nproc, ["train", *args]))
 
@@ -33,10 +40,10 @@ def train(
 
     from plait.sagemaker import in_sagemaker, train_in_sagemaker
 
-    if in_sagemaker() and config is not None and run_dir is None and resume is None:  # a SageMaker training job
+    if in_sagemaker() and config is not None and run_dir is None and resume is None and init_from is None:  # a SageMaker training job
         folder = train_in_sagemaker(config, set_)
     else:
-        folder = api.train(config, run_dir=run_dir, overrides=set_, resume=resume)
+        folder = api.train(config, run_dir=run_dir, overrides=set_, resume=resume, checkpoint=checkpoint, init_from=init_from)
     if world_from_env().is_main:
         typer.echo(str(folder))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from plait.config import Config, config_hash, save_config, to_dict
+from plait.config import Config, config_hash, load_config, save_config, to_dict
 from plait.console import console, print_table, say
 from plait.data.balancing import add_generated_rows, summary as generated_summary
 from plait.data.cache_folder import summarise
@@ -15,29 +15,52 @@ from plait.errors import PlaitError
 from plait.models.frozen import embedded_inputs
 from plait.models.model import parameter_table
 from plait.runs.final import finish
+from plait.runs.resume import (announce_resume, check_overrides, init_source, resume_checkpoint, resume_plan,
+                                warm_start)
 from plait.runs.run import Run
 from plait.runs.setup import chosen_checkpoint, new_run_dir
 from plait.training import distributed
-from plait.training.checkpoint import has_checkpoint, load_preprocessing, load_state, load_weights
+from plait.training.checkpoint import load_preprocessing, load_state, load_weights
 from plait.training.tracking import NullTracker, Tracker, require_trackers
 from plait.training.trainer import Trainer
 
 CACHE_SKIP_HINT = "set data.on_bad_sample: skip, or add --set data.on_bad_sample=skip, to leave such rows out"
 
 
-def train(config: Config, run_dir: str | Path | None = None, resume: bool = False) -> Path:
+def train(config: Config, run_dir: str | Path | None = None, resume: bool = False, checkpoint: str = "last",
+          init_from: str | Path | None = None) -> Path:
     """Train `config` into `run_dir` (default: a new runs/NAME-TIMESTAMP), or continue the run in `run_dir`
-    (`resume`). Under a launcher every process trains and the first alone writes. Returns the run folder."""
+    (`resume`) from its checkpoint `checkpoint` (`last`, `best` or a checkpoint folder). A new run may start from the
+    weights of another run or checkpoint (`init_from`) where names and shapes match. Under a launcher every process
+    trains and the first alone writes. Returns the run folder."""
+    if init_from is not None and resume:
+        raise PlaitError("--init-from starts a new run; a resumed run continues from its own checkpoint (--checkpoint)")
     require_trackers(config.tracking)  # a missing tracker package fails before any data work
     run = Run.start(config, join_processes=True)  # several processes under torchrun or mpirun
     try:
         _place(run, run_dir, resume)
-        last = run.folder / "checkpoints" / "last"
-        _train(run, resuming=distributed.share(resume and has_checkpoint(last)))  # every rank resumes, or none does
+        source = resume_checkpoint(run.folder, checkpoint) if resume else None
+        if not distributed.share(source is not None):  # every rank resumes, or none does
+            source = None
+        if resume and source is None and run.world.is_main:  # nothing to continue: it starts cleanly, as configured
+            save_config(run.config, run.folder / "config.yaml")
+        _train(run, source, init_source(init_from) if init_from is not None else None)
     finally:
         console.quiet = False
         distributed.stop()
     return run.folder
+
+
+def resume(run_dir: str | Path, overrides: list[str] = (), checkpoint: str = "last") -> Path:
+    """Continue the run in `run_dir` from its checkpoint `checkpoint`, with `overrides` of train.* keys (more
+    epochs, another schedule...) applied and written to its config.yaml. Other keys, and train keys the checkpoint
+    cannot continue with (see `plait.runs.resume.REFUSED`), are errors that name the key."""
+    check_overrides(list(overrides))
+    config = load_config(Path(run_dir) / "config.yaml", list(overrides))
+    source = resume_checkpoint(Path(run_dir), checkpoint)
+    if source is not None:
+        resume_plan(Path(run_dir), source, config)  # refuses a change the checkpoint cannot continue with, before any data work
+    return train(config, run_dir, resume=True, checkpoint=checkpoint)
 
 
 def _place(run: Run, run_dir: str | Path | None, resume: bool) -> None:
@@ -51,16 +74,23 @@ def _place(run: Run, run_dir: str | Path | None, resume: bool) -> None:
         save_config(run.config, run.folder / "config.yaml")
 
 
-def _train(run: Run, resuming: bool) -> None:
-    """Every rank trains; rank 0 alone writes."""
-    config, world, last = run.config, run.world, run.folder / "checkpoints" / "last"
+def _train(run: Run, source: Path | None, init_from: Path | None) -> None:
+    """Every rank trains, continuing the checkpoint `source` if any, or starting from the weights in `init_from`;
+    rank 0 alone writes."""
+    config, world, resuming = run.config, run.world, source is not None
     say(f"run folder: {run.folder}  (config {config_hash(config)}{', resuming' if resuming else ''})"
         + (f"  {world.size} processes" if world.is_distributed else ""))
+    previous = None
+    if resuming:
+        previous, changed, notes, progress = resume_plan(run.folder, source, config)
+        announce_resume(run.folder, source, progress, changed, notes, write=world.is_main)
+        if changed and world.is_main:
+            save_config(config, run.folder / "config.yaml")
     real_rows = _add_generated_rows(run)
     if world.is_main:
         run.write_splits()
     if resuming:
-        run.preprocessor.load_state_dict(load_preprocessing(last))
+        run.preprocessor.load_state_dict(load_preprocessing(source))
     else:
         _fit_preprocessing(run)
     splits = run.encode(run.splits())
@@ -71,6 +101,8 @@ def _train(run: Run, resuming: bool) -> None:
     say("rows: " + ", ".join(f"{name} {len(split)}" for name, split in splits.items()))
 
     model = run.build_model()
+    if init_from is not None:  # before the frozen encoders embed their inputs: their weights may be among those loaded
+        warm_start(model, init_from, run.folder, write=world.is_main)
     print_table("parameters", ["component", "trainable", "frozen"], parameter_table(model))
     for name, encoder in model.encoders.items():
         for note in encoder.notes():
@@ -78,13 +110,13 @@ def _train(run: Run, resuming: bool) -> None:
     run.embed_frozen(splits)
     tracker = NullTracker()
     if world.is_main:
-        tracker = Tracker(run.folder, resume_step=load_state(last)["progress"]["step"] if resuming else None,
+        tracker = Tracker(run.folder, resume_step=load_state(source)["progress"]["step"] if resuming else None,
                           backends=config.tracking, config=to_dict(config), name=run.folder.name)
     try:
         trainer = Trainer(model, run.features, run.tasks, splits["train"], splits.get("validation"), config.train,
                           run.folder, run.preprocessor.state_dict(), run.device, tracker)
         if resuming:
-            trainer.restore(last)
+            trainer.restore(source, previous)
         trainer.fit()
         if world.is_main:
             run.checkpoint = chosen_checkpoint(run.folder, "best")

@@ -138,4 +138,25 @@ def load_weights(folder: Path, model: torch.nn.Module) -> None:
 
 
 def load_state(folder: Path) -> dict:
-    return torch.load(checkpoint_folder(folder) / "state.pt", weights_only=True)
+    path = checkpoint_folder(folder) / "state.pt"
+    if not path.is_file():
+        raise PlaitError(f"{folder}: the checkpoint has no training state (state.pt), so training cannot continue from it")
+    return torch.load(path, weights_only=True)
+
+
+def load_matching(source: Path, model: torch.nn.Module) -> dict:
+    """Warm start: the tensors of `source/model.safetensors` whose names and shapes match `model`'s, loaded into it.
+    Returns what happened: `loaded` (a count), `new` (the model's names the source lacks, left as initialised),
+    `mismatched` ([name, model shape, source shape] for names whose shapes differ, left as initialised) and
+    `unused` (the source's names the model lacks)."""
+    weights = load_file(Path(source) / "model.safetensors")
+    own = model.state_dict()
+    matching = {name: tensor for name, tensor in weights.items() if name in own and own[name].shape == tensor.shape}
+    model.load_state_dict({**own, **matching})
+    return {
+        "loaded": len(matching),
+        "new": [name for name in own if name not in weights],
+        "mismatched": [[name, list(own[name].shape), list(weights[name].shape)] for name in own
+                       if name in weights and name not in matching],
+        "unused": [name for name in weights if name not in own],
+    }

@@ -15,6 +15,19 @@ def build_optimizer(parameters, config) -> torch.optim.Optimizer:
     return kind(trainable, lr=config.lr, betas=tuple(config.betas), eps=config.eps, weight_decay=config.weight_decay)
 
 
+def set_hyperparameters(optimizer: torch.optim.Optimizer, config, rate: bool = True) -> None:
+    """A restored optimizer (its moments kept) given the settings of `config`; with `rate`, its base rate too (else
+    the scheduled rate stays)."""
+    for group in optimizer.param_groups:
+        group["weight_decay"] = config.weight_decay
+        if rate:
+            group.update(lr=config.lr, initial_lr=config.lr)
+        if config.name == "sgd":
+            group["momentum"] = config.momentum
+        else:
+            group.update(betas=tuple(config.betas), eps=config.eps)
+
+
 def warmup_then_decay(warmup: int, total: int, floor: float, shape: str):
     """Multiplier of the base rate at optimizer step `step`: linear warm-up, then linear or cosine decay to `floor`."""
 
@@ -64,5 +77,8 @@ class Schedule:
         return self.scheduler.state_dict() if self.scheduler else {}
 
     def load_state_dict(self, state: dict) -> None:
+        """The saved position in the schedule. Its length stays this schedule's: a resume with more epochs follows
+        the longer schedule from the saved step (OneCycleLR saves its length, which is therefore not restored)."""
         if self.scheduler:
-            self.scheduler.load_state_dict(state)
+            kept = ("total_steps", "_schedule_phases")
+            self.scheduler.load_state_dict({key: value for key, value in state.items() if key not in kept})

@@ -21,7 +21,7 @@ from plait.evaluation.evaluate import evaluate_split
 from plait.training import distributed
 from plait.training.checkpoint import CheckpointWriter, load_state, load_weights, rng_state, set_rng_state
 from plait.training.modality_dropout import hide_inputs
-from plait.training.optim import Schedule, build_optimizer
+from plait.training.optim import Schedule, build_optimizer, set_hyperparameters
 from plait.training.precision import autocast, grad_scaler, to_channels_last
 from plait.training.sampler import make_sampler
 
@@ -77,7 +77,7 @@ class Trainer:
         self.has_validation = validation_split is not None and len(validation_split) > 0
         self.monitor, self.mode = resolve_monitor(config.monitor, config.monitor_mode, tasks, self.has_validation)
         scheduler_monitor = config.scheduler.monitor if config.scheduler.monitor != "auto" else self.monitor
-        self.schedule_monitor, schedule_mode = resolve_monitor(scheduler_monitor, "auto" if config.scheduler.monitor != "auto" else self.mode,
+        self.schedule_monitor, self.schedule_mode = resolve_monitor(scheduler_monitor, "auto" if config.scheduler.monitor != "auto" else self.mode,
                                                                tasks, self.has_validation, "train.scheduler.monitor")
         self.order = make_sampler(config.sampler, train_split, tasks, config.seed, config.batch_size)
         if config.compile:  # compiled on the first step; the weights stay those of `model`, which is what is saved
@@ -86,7 +86,7 @@ class Trainer:
         self.scaler = grad_scaler(config.precision, device)
         micro_batches = math.ceil(len(train_split) / config.batch_size)
         self.steps_per_epoch = math.ceil(micro_batches / config.grad_accum_steps)
-        self.schedule = Schedule(self.optimizer, config.scheduler, self.steps_per_epoch * config.epochs, schedule_mode)
+        self.schedule = Schedule(self.optimizer, config.scheduler, self.steps_per_epoch * config.epochs, self.schedule_mode)
         self.progress = Progress()
         self.last_monitored = ""  # shown in the progress bar
         self.pending: list[tuple[torch.Tensor, int]] = []  # (loss × rows, rows) of this rank's steps not yet folded
@@ -100,9 +100,9 @@ class Trainer:
             try:
                 while self.progress.epoch < self.config.epochs and not self.progress.stopped_early:
                     epoch_loss = self.train_epoch()
+                    self.schedule.after_epoch()  # before validation, so the best checkpoint holds the epoch's schedule too
                     if self.is_validation_epoch():
                         self.validate(epoch_loss)
-                    self.schedule.after_epoch()
                     self.save("last")
             finally:
                 self.writer.wait()
@@ -237,18 +237,35 @@ class Trainer:
             "scheduler": self.schedule.state_dict(),
             "scaler": self.scaler.state_dict(),
             "rng": rng_by_rank[0],
+            "train": self.config.model_dump(mode="json"),  # what a resume with --set train.* compares against
             **({"rng_by_rank": rng_by_rank} if self.world.is_distributed else {}),
         }
         self.writer.save(self.run_dir / "checkpoints" / which, self.model, state, self.preprocessing)
 
-    def restore(self, folder: Path) -> None:
-        """Continue from a checkpoint: weights, optimizer, scheduler, counters, then the RNG states last."""
+    def restore(self, folder: Path, previous: dict | None = None) -> None:
+        """Continue from a checkpoint: weights, optimizer, scheduler, counters, then the RNG states last.
+        `previous`: the train settings the checkpoint was trained with, when a resume changes some (`--set train.*`):
+        new optimizer settings apply from here (its moments kept), a changed schedule or rate starts afresh at
+        `optimizer.lr` over the remaining steps, and a run that had stopped early trains on if its epochs or patience
+        changed."""
         load_weights(folder, self.model)
         state = load_state(folder)
         self.optimizer.load_state_dict(state["optimizer"])
-        self.schedule.load_state_dict(state["scheduler"])
+        self.progress = Progress(**state["progress"])
+        now = self.config.model_dump(mode="json")
+        previous = previous or now
+        if previous["optimizer"] != now["optimizer"]:
+            set_hyperparameters(self.optimizer, self.config.optimizer, rate=False)
+        if previous["scheduler"] != now["scheduler"] or previous["optimizer"]["lr"] != now["optimizer"]["lr"]:
+            set_hyperparameters(self.optimizer, self.config.optimizer)
+            remaining = self.steps_per_epoch * self.config.epochs - self.progress.step
+            self.schedule = Schedule(self.optimizer, self.config.scheduler, remaining, self.schedule_mode)
+        else:
+            self.schedule.load_state_dict(state["scheduler"])
+        stops_elsewhere = any(previous[key] != now[key] for key in ("epochs", "early_stopping_patience"))
+        if self.progress.stopped_early and stops_elsewhere:  # patience counts again from here
+            self.progress.stopped_early, self.progress.validations_without_improvement = False, 0
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
-        self.progress = Progress(**state["progress"])
         by_rank = state.get("rng_by_rank")
         set_rng_state(by_rank[self.world.rank] if by_rank and len(by_rank) == self.world.size else state["rng"])
