@@ -7,7 +7,7 @@ import torch
 from plait.config import validate
 from plait.data.features.category import Category
 from plait.data.features.numeric import Numeric
-from plait.errors import BadSample
+from plait.errors import BadSample, PlaitError
 from plait.tasks.category import CategoryTask
 from plait.tasks.number import NumberTask
 
@@ -69,6 +69,12 @@ def test_category_task_rejects_labels_unseen_in_training_and_weights_classes():
     assert metrics["accuracy"] == pytest.approx(2 / 3)
     decoded = task.decode(prediction)
     assert decoded["c_pred"] == ["cat", "dog", "cat"] and decoded["c_prob_dog"][1] > 0.9
+
+
+def test_a_category_output_with_one_class_in_training_is_refused_by_name():
+    task = CategoryTask(spec("category", "outputs"))
+    with pytest.raises(PlaitError, match=r"outputs\.c: the training split holds only the label 'cat'; .* at least two"):
+        task.fit(["cat", "cat"])
 
 
 def test_category_loss_ignores_rows_without_a_target():

@@ -10,7 +10,7 @@ from torch import nn
 from torchmetrics.functional.classification import multiclass_accuracy, multiclass_confusion_matrix, multiclass_f1_score
 
 from plait.data.features.category import cell_key, label_counts, label_index, sorted_labels
-from plait.errors import BadSample
+from plait.errors import BadSample, PlaitError
 from plait.registry import TASKS
 from plait.settings.outputs import CategoryOutput
 from plait.tasks.base import TaskType
@@ -30,6 +30,10 @@ class CategoryTask(TaskType):
     def fit(self, values):
         counts = label_counts(values)
         self.labels = sorted_labels(counts)
+        if len(self.labels) < 2:  # torchmetrics would fail later with a message about num_classes
+            found = f"only the label {self.labels[0]!r}" if self.labels else "no labels"
+            raise PlaitError(f"outputs.{self.spec.name}: the training split holds {found}; a category output needs at "
+                             "least two classes (check the column, data.filter and the split)")
         weights = self.spec.class_weights
         if weights == "balanced":
             self.weights = [len(values) / (len(counts) * counts[label]) for label in self.labels]
