@@ -26,7 +26,7 @@ ENCODER_CLASSES = [(SequenceLstm, LstmConfig), (SequenceCnnLstm, CnnLstmConfig)]
 
 
 def series_feature(channels=3, max_length=50):
-    return SimpleNamespace(channels=channels, max_length=max_length, spec=SimpleNamespace(name="series"))
+    return SimpleNamespace(channels=channels, max_length=max_length, vocab_size=0, spec=SimpleNamespace(name="series", tokens=None))
 
 
 def series(lengths, steps=None, channels=3, seed=0) -> dict:

@@ -8,9 +8,17 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, PositiveInt, field_validator
 
-from plait.schema import EncoderBase, InputBase
+from plait.schema import EncoderBase, InputBase, Section
 
 POSITION_CHANNELS = 16  # width of the sinusoidal time-step code that `positional_encoding` adds as channels
+
+
+class TokenIds(Section):
+    vocab_size: PositiveInt | None = Field(
+        None, description="Ids run from 0 to vocab_size - 1; an id outside is a bad sample. null: the largest id in the "
+        "training split + 1.",
+    )
+    dim: PositiveInt = Field(32, description="Width of each id's learned embedding, the encoder's input channels.")
 
 
 class SequenceSettings(InputBase):
@@ -32,6 +40,13 @@ class SequenceSettings(InputBase):
         None,
         description="Which array to use when a cell's file holds several (a .npz file, or a pickled dict). null: the "
         "only one there.",
+    )
+    tokens: TokenIds | None = Field(
+        None,
+        description="The steps are integer token ids (one channel, e.g. words or symbols numbered 0, 1, 2, ...): each "
+        "is looked up in a learned embedding of `dim` numbers (`nn.Embedding(vocab_size, dim)`) instead of being "
+        "scaled as a number (`scaling` does not apply). null: the steps are measurements. A column of whole numbers "
+        "with few distinct values read as measurements gets a warning.",
     )
     layout: Literal["length_channels", "channels_length"] = Field(
         "length_channels",

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
@@ -33,6 +33,7 @@ import torch
 from plait.data.arrays import load_array_file, release_pages
 from plait.data.features.base import FileFeature
 from plait.data.features.preview_media import SPARK_CHANNELS, counted, sparkline
+from plait.console import say
 from plait.errors import BadSample, MissingValue, PlaitError
 from plait.html import captioned, image_uri, img, missing
 from plait.registry import FEATURES
@@ -40,12 +41,14 @@ from plait.settings.sequence import SequenceSettings
 
 BLOCK_STEPS = 65536  # steps converted to float64 at a time while fitting or fingerprinting
 NUMBERS = "biuf"  # NumPy dtype kinds a sequence may hold: bool, signed and unsigned integers, floats
+FEW_VALUES = 256  # whole numbers with no more distinct values than this may well be token ids
 
 
 @dataclass
 class ChannelStats:
     """Per-channel step count, mean, sum of squared deviations, minimum and maximum, merged block by block with
-    Chan et al.'s parallel update (a plain sum of squares loses precision when the mean is large)."""
+    Chan et al.'s parallel update (a plain sum of squares loses precision when the mean is large); and whether every
+    value is a whole number, with up to FEW_VALUES + 1 of the distinct values."""
 
     count: int
     mean: np.ndarray
@@ -54,11 +57,16 @@ class ChannelStats:
     high: np.ndarray
     longest: int = 0
     cells: int = 0
+    whole: bool = True
+    distinct: set = field(default_factory=set)
 
     @classmethod
     def of_block(cls, block: np.ndarray) -> ChannelStats:
         mean = block.mean(axis=0)
-        return cls(len(block), mean, ((block - mean) ** 2).sum(axis=0), block.min(axis=0), block.max(axis=0))
+        whole = bool((block == np.floor(block)).all())
+        distinct = set(np.unique(block)[: FEW_VALUES + 1].tolist()) if whole else set()
+        return cls(len(block), mean, ((block - mean) ** 2).sum(axis=0), block.min(axis=0), block.max(axis=0),
+                   whole=whole, distinct=distinct)
 
     def merge(self, other: ChannelStats) -> ChannelStats:
         count = self.count + other.count
@@ -66,7 +74,8 @@ class ChannelStats:
         return ChannelStats(
             count, self.mean + delta * other.count / count, self.m2 + other.m2 + delta**2 * self.count * other.count / count,
             np.minimum(self.low, other.low), np.maximum(self.high, other.high),
-            max(self.longest, other.longest), self.cells + other.cells,
+            max(self.longest, other.longest), self.cells + other.cells, self.whole and other.whole,
+            set(sorted(self.distinct | other.distinct)[: FEW_VALUES + 1]) if self.whole and other.whole else set(),
         )
 
 
@@ -95,7 +104,8 @@ def window(length: int, keep: int | None, crop: str) -> tuple[int, int]:
 class SequenceFeature(FileFeature):
     Settings = SequenceSettings
     cache_by_default: ClassVar[bool] = True  # arrays from files are decoded once into memory-mapped shards
-    cache_keys: ClassVar[tuple[str, ...]] = ("max_length", "crop", "member", "layout")  # scaling happens in prepare
+    # scaling happens in prepare; `tokens` is checked when a cell is encoded, so a cell cached without it is checked again
+    cache_keys: ClassVar[tuple[str, ...]] = ("max_length", "crop", "member", "layout", "tokens")
 
     def __init__(self, spec: SequenceSettings, base_dir="."):
         super().__init__(spec, base_dir)
@@ -103,6 +113,7 @@ class SequenceFeature(FileFeature):
         self.max_length: int = spec.max_length or 0  # 0: no limit (before fitting)
         self.offset: list[float] = []
         self.scale: list[float] = []
+        self.vocab_size: int = 0  # `tokens`: ids run from 0 to vocab_size - 1 (0 until fitted)
 
     # reading a cell
 
@@ -179,6 +190,13 @@ class SequenceFeature(FileFeature):
             raise BadSample("no readable, non-empty sequence of finite numbers in the training split")
         self.channels, stats = max(by_channels.items(), key=lambda item: item[1].cells)  # the most common count
         self.max_length = stats.longest
+        if self.spec.tokens:
+            self.fit_token_ids(stats)
+            return
+        if stats.whole and 2 < len(stats.distinct) <= FEW_VALUES:
+            say(f"[yellow]inputs.{self.spec.name}: every step is a whole number and there are only "
+                f"{len(stats.distinct)} distinct ones; if they are token ids, set `tokens: {{dim: 32}}` so that each is "
+                "embedded rather than scaled as a measurement[/yellow]")
         if self.spec.scaling == "standard":
             offset, scale = stats.mean, np.sqrt(stats.m2 / stats.count)
         elif self.spec.scaling == "minmax":
@@ -187,12 +205,24 @@ class SequenceFeature(FileFeature):
             offset, scale = np.zeros(self.channels), np.ones(self.channels)
         self.offset, self.scale = offset.tolist(), np.where(scale > 0, scale, 1.0).tolist()
 
+    def fit_token_ids(self, stats: ChannelStats) -> None:
+        if self.channels != 1:
+            raise PlaitError(f"inputs.{self.spec.name}.tokens: a step must be one token id, but the training sequences "
+                             f"have {self.channels} channels")
+        if not stats.whole or stats.low.min() < 0:
+            raise PlaitError(f"inputs.{self.spec.name}.tokens: the training sequences hold values that are not whole "
+                             f"numbers from 0 (the smallest is {stats.low.min():g})")
+        self.vocab_size = self.spec.tokens.vocab_size or int(stats.high.max()) + 1
+        self.offset, self.scale = [0.0], [1.0]
+
     def state_dict(self):
-        return {"channels": self.channels, "max_length": self.max_length, "offset": self.offset, "scale": self.scale}
+        return {"channels": self.channels, "max_length": self.max_length, "offset": self.offset, "scale": self.scale,
+                "vocab_size": self.vocab_size}
 
     def load_state_dict(self, state):
         self.channels, self.max_length = state["channels"], state["max_length"]
         self.offset, self.scale = list(state["offset"]), list(state["scale"])
+        self.vocab_size = state.get("vocab_size", 0)  # runs from before token ids had none
 
     # one cell, a list of cells, a batch on the device
 
@@ -225,7 +255,16 @@ class SequenceFeature(FileFeature):
             step, channel = np.argwhere(bad)[0]
             raise BadSample(f"{self.where(value)}{int(bad.sum())} values are NaN or infinite in float32 (the first at "
                             f"step {start + int(step)}, channel {int(channel)})")
+        if self.spec.tokens:
+            self.check_token_ids(numbers[:, 0], start, value)
         return {"value": torch.from_numpy(numbers), "length": torch.tensor(len(numbers), dtype=torch.int64)}
+
+    def check_token_ids(self, ids: np.ndarray, start: int, value) -> None:
+        wrong = (ids < 0) | (ids >= self.vocab_size) | (ids != np.floor(ids))
+        if wrong.any():
+            step = int(np.argmax(wrong))
+            raise BadSample(f"{self.where(value)}step {start + step} holds {ids[step]:g}, not a token id from 0 to "
+                            f"{self.vocab_size - 1}")
 
     def empty(self):
         """A missing cell, as `stack` pads one: a zero step of length 0."""
@@ -250,7 +289,7 @@ class SequenceFeature(FileFeature):
         length = batch["length"]
         steps = max(int(length.max()), 1) if length.numel() else 1
         value = batch["value"][:, :steps]
-        if self.spec.scaling != "none" and self.offset:
+        if self.spec.scaling != "none" and self.offset and not self.spec.tokens:
             offset = torch.tensor(self.offset, dtype=value.dtype, device=value.device)
             scale = torch.tensor(self.scale, dtype=value.dtype, device=value.device)
             real = torch.arange(steps, device=value.device) < length[:, None]

@@ -37,6 +37,24 @@ def with_time_code(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.cat([x, code * mask[..., None]], dim=-1)
 
 
+class StepInput(nn.Module):
+    """A batch's steps as the network's input channels: token ids (`tokens`) looked up in a learned embedding,
+    measurements as they are; then the time code, when `positional_encoding` asks for it."""
+
+    def __init__(self, config: RecurrentKeys, feature):
+        super().__init__()
+        tokens = feature.spec.tokens
+        self.embed = nn.Embedding(feature.vocab_size, tokens.dim) if tokens else None
+        self.positional = config.positional_encoding
+        self.channels = (tokens.dim if tokens else feature.channels) + (POSITION_CHANNELS if self.positional else 0)
+
+    def forward(self, x: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
+        mask = real_steps(length, x.shape[1])
+        if self.embed is not None:
+            x = self.embed(x[..., 0].long()) * mask[..., None]  # padding stays zero, as for measurements
+        return with_time_code(x, mask) if self.positional else x
+
+
 class Recurrence(nn.Module):
     """An LSTM or GRU over padded [N, T, C] rows, summarised per row by `pooling` without looking at padding."""
 
@@ -71,16 +89,13 @@ class SequenceLstm(Encoder):
 
     def __init__(self, config: LstmConfig, feature):
         super().__init__()
-        self.positional = config.positional_encoding
-        in_channels = feature.channels + (POSITION_CHANNELS if self.positional else 0)
-        self.recurrence = Recurrence(config, in_channels, config.dropout)
+        self.steps = StepInput(config, feature)
+        self.recurrence = Recurrence(config, self.steps.channels, config.dropout)
         self.project, self.out_dim = projection(self.recurrence.out_dim, config.out_dim)
 
     def forward(self, batch):
-        x, length = batch["value"], batch["length"]
-        if self.positional:
-            x = with_time_code(x, real_steps(length, x.shape[1]))
-        return self.project(self.recurrence(x, length))
+        length = batch["length"]
+        return self.project(self.recurrence(self.steps(batch["value"], length), length))
 
 
 def steps_after(layer: nn.Module, steps):
@@ -102,8 +117,8 @@ class SequenceCnnLstm(Encoder):
 
     def __init__(self, config: CnnLstmConfig, feature):
         super().__init__()
-        self.positional = config.positional_encoding
-        channels = feature.channels + (POSITION_CHANNELS if self.positional else 0)
+        self.steps = StepInput(config, feature)
+        channels = self.steps.channels
         self.blocks = nn.ModuleList()
         for index in range(config.blocks):
             width = config.filters * 2 ** index
@@ -142,9 +157,8 @@ class SequenceCnnLstm(Encoder):
         return x, length
 
     def forward(self, batch):
-        x, length = batch["value"], batch["length"]
-        if self.positional:
-            x = with_time_code(x, real_steps(length, x.shape[1]))
+        length = batch["length"]
+        x = self.steps(batch["value"], length)
         if x.shape[1] < self.min_length:
             x = nn.functional.pad(x, (0, 0, 0, self.min_length - x.shape[1]))
         x, length = self.convolve(x.transpose(1, 2), length)
