@@ -12,19 +12,32 @@ from plait.runs import Run, final, training
 
 
 def train(config: str | Path | Config | None = None, run_dir: str | Path | None = None, overrides: list[str] = (),
-          resume: str | Path | None = None, checkpoint: str | None = None, init_from: str | Path | None = None) -> Path:
+          resume: str | Path | None = None, checkpoint: str | None = None, init_from: str | Path | None = None,
+          folds: int | None = None, stratify: str | None = None) -> Path:
     """Train from a config (path or Config) into a new run folder, optionally starting from the weights of another
     run or checkpoint (`init_from`: those whose names and shapes match); or continue the run folder `resume` from its
-    `checkpoint` (`last`, the default, `best` or a checkpoint folder), with `overrides` of train.* keys applied."""
+    `checkpoint` (`last`, the default, `best` or a checkpoint folder), with `overrides` of train.* keys applied.
+    `folds` (or a config's `data.split.folds` without `fold`): k-fold cross-validation, one run per fold under one
+    folder, stratified by the column `stratify` (see `plait.runs.folds.cross_validate`)."""
     if (config is None) == (resume is None):
         raise PlaitError("give a config to start a run, or a run folder to resume (`--resume DIR`)")
+    if resume is not None and (folds is not None or stratify is not None):
+        raise PlaitError("--folds starts a new cross-validation; to continue one fold, resume its folder "
+                         "(--resume FOLDER/fold-N), then `plait report FOLDER` summarizes the folds again")
+    if stratify is not None and folds is None:
+        raise PlaitError("--stratify goes with --folds (for a random split, set data.split.stratify)")
     if resume is not None:
         if init_from is not None:
             raise PlaitError("--init-from starts a new run from CONFIG; a resumed run continues from its own checkpoint (--checkpoint)")
         return training.resume(resume, list(overrides), checkpoint or "last")
     if checkpoint is not None:
         raise PlaitError("--checkpoint chooses where a resumed run continues from: use it with --resume DIR")
-    return training.train(_config(config, overrides), run_dir, init_from=init_from)
+    config = _config(config, overrides)
+    if folds is not None or (config.data.split.folds is not None and config.data.split.fold is None):
+        from plait.runs.folds import cross_validate
+
+        return cross_validate(config, folds, stratify, run_dir, init_from)
+    return training.train(config, run_dir, init_from=init_from)
 
 
 def build_cache(config: str | Path | Config, overrides: list[str] = (), skipped_file: str | Path | None = None) -> dict:
@@ -107,7 +120,12 @@ def ablate(run_dir: str | Path, split: str = "test", which: str = "best") -> Abl
 
 def report(run_dir: str | Path, split: str | None = None, which: str = "best") -> Path:
     """Write `report.html` for a trained run: `split` (default: the config's `report.split`) is evaluated again, the
-    other splits' final metrics are read from `evaluation/`."""
+    other splits' final metrics are read from `evaluation/`. A cross-validation folder (`fold-N/` runs): its
+    folds.json again, and a page of each metric per fold with its mean ± std."""
+    from plait.runs import folds
+
+    if not (Path(run_dir) / "config.yaml").is_file() and folds.fold_folders(Path(run_dir)):
+        return folds.report(run_dir)
     return final.report(Run.load(run_dir, which), split)
 
 

@@ -75,8 +75,10 @@ class SplitConfig(Section):
     column: str | None = Field(None, description="Column holding `train` / `validation` (or `val`, `dev`) / `test`. The default when `ratios` is not given: `split`.")
     ratios: tuple[float, float, float] | None = Field(None, description="Train / validation / test fractions for a seeded random split, e.g. [0.8, 0.1, 0.1].")
     seed: int = Field(0, description="Seed of the random split.")
-    stratify: str | None = Field(None, description="Column whose value proportions each split keeps (random split only; with `group`, every group must hold one value).")
+    stratify: str | None = Field(None, description="Column whose value proportions each split keeps (a random split, and the folds of `folds`; with `group`, every group of a random split must hold one value).")
     group: str | None = Field(None, description="Column whose equal values always land in the same split, e.g. `image_id` so that all captions of one image stay together. A random split then shuffles groups and its `ratios` are fractions of groups, not rows; a `column` split is checked, and a group found in two splits is an error.")
+    folds: int | None = Field(None, ge=2, description="k-fold cross-validation: the rows outside the test split (a `column` split's test rows, or the test share of `ratios`, held out first with `seed`) are divided into this many folds (seeded by `seed`; keeping `stratify`'s class mix and `group`s whole, with scikit-learn's KFold, StratifiedKFold, GroupKFold or StratifiedGroupKFold); fold `fold` is the validation split and the others train. `plait train CONFIG --folds K` (or this key without `fold`) trains one run per fold under one folder and writes `folds.json`. null: no folds.")
+    fold: int | None = Field(None, ge=1, description="Which fold of `folds` (1 to `folds`) this run validates on; set for each fold's run by `plait train --folds`, so its config.yaml says which rows it trained on.")
 
     @model_validator(mode="after")
     def _one_way(self):
@@ -86,6 +88,8 @@ class SplitConfig(Section):
             raise ValueError(f"ratios must add up to 1 (they add up to {sum(self.ratios):g})")
         if self.column is None and self.ratios is None:
             self.column = "split"
+        if self.fold is not None and (self.folds is None or self.fold > self.folds):
+            raise ValueError(f"fold {self.fold} needs folds of at least {self.fold} (folds is {self.folds})")
         return self
 
 

@@ -64,7 +64,8 @@ def show(value, as_json: bool, title: str, headers: list[str], rows: list[list])
 
 
 def report(
-    run_dir: Path = typer.Argument(..., help="A run folder."),
+    run_dir: Path = typer.Argument(..., help="A run folder, or a cross-validation folder (plait train --folds): "
+                                   "its page shows each fold's metrics and their mean ± std."),
     split: Optional[Split] = typer.Option(None, help="The split to show (default: the config's report.split: test, else validation)."),
     checkpoint: Checkpoint = typer.Option(Checkpoint.best, help="Which weights: best or last."),
     open_page: bool = typer.Option(False, "--open", help="Also open the page in the default web browser."),

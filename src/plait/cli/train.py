@@ -19,12 +19,23 @@ def train(
                                              "best, or the checkpoint folder at this path."),
     init_from: Optional[Path] = typer.Option(None, "--init-from", help="Start the new run from the weights of this run "
                                              "(its best checkpoint) or checkpoint folder, where names and shapes match."),
+    folds: Optional[int] = typer.Option(None, "--folds", min=2, help="k-fold cross-validation: one run per fold "
+                                        "under one folder (fold-1/ ... fold-K/), each validating on one fold of the rows "
+                                        "outside the test split; writes folds.json with each metric's mean ± std."),
+    stratify: Optional[str] = typer.Option(None, "--stratify", help="With --folds: the column whose class mix each "
+                                           "fold keeps (data.split.stratify)."),
     nproc: int = typer.Option(1, "--nproc", min=1, help="Train in this many processes on this machine (DDP; hands over "
                               "to torchrun: one per GPU, or CPU processes with gloo). train.batch_size stays the global batch."),
 ):
     """Train a model; prints progress and ends with the run folder."""
     from plait import api
 
+    if nproc > 1 and folds is not None:
+        from plait.errors import PlaitError
+
+        raise PlaitError("--folds trains its folds one after another in one process, not with --nproc: train each fold "
+                         "with --set data.split.folds=K --set data.split.fold=N --run-dir FOLDER/fold-N --nproc "
+                         f"{nproc}, then `plait report FOLDER` summarizes them")
     if nproc > 1:
         from plait.training.launch import run_torchrun
 
@@ -40,10 +51,11 @@ def train(
 
     from plait.sagemaker import in_sagemaker, train_in_sagemaker
 
-    if in_sagemaker() and config is not None and run_dir is None and resume is None and init_from is None:  # a SageMaker training job
+    if in_sagemaker() and config is not None and run_dir is None and resume is None and init_from is None and folds is None:  # a SageMaker training job
         folder = train_in_sagemaker(config, set_)
     else:
-        folder = api.train(config, run_dir=run_dir, overrides=set_, resume=resume, checkpoint=checkpoint, init_from=init_from)
+        folder = api.train(config, run_dir=run_dir, overrides=set_, resume=resume, checkpoint=checkpoint, init_from=init_from,
+                           folds=folds, stratify=stratify)
     if world_from_env().is_main:
         typer.echo(str(folder))
 

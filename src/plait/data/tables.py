@@ -41,16 +41,17 @@ class Data:
     def of(cls, table: pd.DataFrame, split_config, row_filter: str | None, source: str, places: RowPlaces) -> Data:
         """`table` divided into splits after `row_filter` (data.filter): the rows it drops are in split `filtered`,
         so they are in no split and splits.csv still lists them. A `column` split keeps each row's split; a random
-        split (`ratios`) divides the kept rows only."""
+        split (`ratios`) divides the kept rows only. With `folds`, the kept rows outside test are then re-divided
+        into that fold's train and validation (`assign_fold`)."""
         if not row_filter:
-            return cls(table, assign_splits(table, split_config, source), source, places)
+            return cls(table, assign_fold(table, assign_splits(table, split_config, source), split_config, source), source, places)
         keep = filter_rows(table, row_filter, source)
         if split_config.column is not None:
             before = assign_splits(table, split_config, source)
         else:
             before = pd.Series(FILTERED, index=table.index, dtype=object)
             before[keep] = assign_splits(table[keep], split_config, source)
-        split_of_row = before.where(keep, FILTERED)
+        split_of_row = assign_fold(table, before.where(keep, FILTERED), split_config, source)
         counts = [f"{split} {int((split_of_row == split).sum()):,}"
                   + (f"/{int((before == split).sum()):,}" if split_config.column is not None else "") for split in SPLITS]
         note = (f"data.filter kept {int(keep.sum()):,} of {len(table):,} rows"
@@ -225,6 +226,49 @@ def random_split(table: pd.DataFrame, split_config, source: str) -> pd.Series:
         names[members[n_train:n_train + n_validation]] = "validation"
         names[members[n_train + n_validation:]] = "test"
     return pd.Series(names[unit_of_row], index=table.index)
+
+
+def fold_parts(table: pd.DataFrame, split_of_row: pd.Series, split_config, source: str) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(the positions of the rows in train or validation, the positions of each of the `folds` parts among them):
+    scikit-learn's KFold, StratifiedKFold (`stratify`), GroupKFold (`group`) or StratifiedGroupKFold (both),
+    shuffled with the split's `seed`."""
+    from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
+
+    pool = np.flatnonzero(split_of_row.isin(["train", "validation"]).to_numpy())
+    rows = table.iloc[pool]
+    k, seed = split_config.folds, split_config.seed
+    labels = groups = None
+    if split_config.stratify:
+        require_columns(table, {split_config.stratify: "data.split.stratify"}, source)
+        labels = rows[split_config.stratify].astype(str).to_numpy()
+    if split_config.group is not None:
+        require_columns(table, {split_config.group: "data.split.group"}, source)
+        groups = split_units(rows, split_config)
+    if groups is not None:
+        splitter = (StratifiedGroupKFold if labels is not None else GroupKFold)(n_splits=k, shuffle=True, random_state=seed)
+    else:
+        splitter = (StratifiedKFold if labels is not None else KFold)(n_splits=k, shuffle=True, random_state=seed)
+    units = len(np.unique(groups)) if groups is not None else len(pool)
+    if units < k:
+        raise PlaitError(f"{source}: data.split.folds is {k}, but only {units} {'groups' if groups is not None else 'rows'} "
+                         f"are outside the test split")
+    try:
+        parts = [pool[validation] for _, validation in splitter.split(np.zeros(len(pool)), labels, groups)]
+    except ValueError as error:
+        raise PlaitError(f"{source}: cannot divide the rows into {k} folds: {error}") from None
+    return pool, parts
+
+
+def assign_fold(table: pd.DataFrame, split_of_row: pd.Series, split_config, source: str) -> pd.Series:
+    """With `folds` and `fold`: the rows in train or validation re-divided, part `fold` (1-based) of `fold_parts`
+    validating and the others training; test (and filtered) rows keep their split. Otherwise `split_of_row` as is."""
+    if split_config.folds is None or split_config.fold is None:
+        return split_of_row
+    pool, parts = fold_parts(table, split_of_row, split_config, source)
+    names = split_of_row.to_numpy(dtype=object).copy()
+    names[pool] = "train"
+    names[parts[split_config.fold - 1]] = "validation"
+    return pd.Series(names, index=split_of_row.index)
 
 
 def resolve_root(table_url: str, root: str | None) -> str:
