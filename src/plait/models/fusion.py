@@ -5,16 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from plait.models.layers import mlp
 from plait.registry import FUSIONS
 from plait.settings.fusion import AttentionConfig, ConcatConfig
-
-
-def mlp(in_dim: int, hidden: list[int], dropout: float) -> tuple[nn.Sequential, int]:
-    layers: list[nn.Module] = []
-    for width in hidden:
-        layers += [nn.Linear(in_dim, width), nn.ReLU(), nn.Dropout(dropout)]
-        in_dim = width
-    return nn.Sequential(*layers), in_dim
 
 
 @FUSIONS.register("concat")
@@ -26,7 +19,7 @@ class ConcatFusion(nn.Module):
     def __init__(self, config: ConcatConfig, in_dims: dict[str, int]):
         super().__init__()
         self.order = list(in_dims)
-        self.mlp, self.out_dim = mlp(sum(in_dims.values()), config.hidden, config.dropout)
+        self.mlp, self.out_dim = mlp(sum(in_dims.values()), config.hidden, config.dropout, config.activation, config.batch_norm)
 
     def forward(self, vectors: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.mlp(torch.cat([vectors[name] for name in self.order], dim=-1))
@@ -45,7 +38,7 @@ class AttentionFusion(nn.Module):
         self.order = list(in_dims)
         self.project = nn.ModuleDict({name: nn.Sequential(nn.Linear(width, config.dim), nn.Tanh()) for name, width in in_dims.items()})
         self.score = nn.Linear(config.dim, 1)  # shared: the per-input projections already tell the inputs apart
-        self.mlp, self.out_dim = mlp(config.dim, config.hidden, config.dropout)
+        self.mlp, self.out_dim = mlp(config.dim, config.hidden, config.dropout, config.activation, config.batch_norm)
         self.weights: torch.Tensor | None = None
 
     def forward(self, vectors: dict[str, torch.Tensor]) -> torch.Tensor:

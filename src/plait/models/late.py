@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from plait.models.fusion import mlp
+from plait.models.layers import mlp
 from plait.registry import FUSIONS
 from plait.settings.fusion import LateConfig
 
@@ -33,7 +33,7 @@ class LateFusion(nn.Module):
         self.mlps = nn.ModuleDict()
         self.out_dims: dict[str, int] = {}
         for name, width in in_dims.items():
-            self.mlps[name], self.out_dims[name] = mlp(width, config.hidden, config.dropout)
+            self.mlps[name], self.out_dims[name] = mlp(width, config.hidden, config.dropout, config.activation, config.batch_norm)
 
     def forward(self, vectors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {name: self.mlps[name](vectors[name]) for name in self.order}

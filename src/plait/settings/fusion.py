@@ -9,21 +9,33 @@ from pydantic import Field
 
 from plait.schema import Section
 
+Activation = Literal["relu", "gelu", "tanh", "leaky_relu", "elu", "silu"]
 
-class ConcatConfig(Section):
+
+class MlpKeys(Section):
+    """How each layer of an MLP is made: Linear → (BatchNorm1d) → activation → Dropout."""
+
+    activation: Activation = Field("relu", description="Activation after each MLP layer.")
+    batch_norm: bool = Field(
+        False, description="BatchNorm1d between each MLP layer's Linear and its activation (in training, a batch of one "
+        "row is normalised with the running statistics).",
+    )
+
+
+class ConcatConfig(MlpKeys):
     name: Literal["concat"] = "concat"
     hidden: list[int] = Field([128], description="Widths of the MLP layers after concatenation (empty: none).")
     dropout: float = Field(0.1, ge=0, lt=1, description="Dropout after each MLP layer.")
 
 
-class AttentionConfig(Section):
+class AttentionConfig(MlpKeys):
     name: Literal["attention"] = "attention"
     dim: int = Field(64, ge=1, description="Common size each input's vector is projected to (Linear + tanh) before weighting.")
     hidden: list[int] = Field([64], description="Widths of the MLP layers after the weighted sum (empty: none).")
     dropout: float = Field(0.1, ge=0, lt=1, description="Dropout after each MLP layer.")
 
 
-class LateConfig(Section):
+class LateConfig(MlpKeys):
     name: Literal["late"] = "late"
     hidden: list[int] = Field([64], description="Widths of each input's own MLP layers before its heads (empty: none).")
     dropout: float = Field(0.1, ge=0, lt=1, description="Dropout after each MLP layer.")

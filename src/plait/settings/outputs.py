@@ -5,12 +5,24 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, PositiveInt
 
-from plait.schema import OutputBase
+from plait.schema import OutputBase, Section
+from plait.settings.fusion import Activation
 
 
-class CategoryOutput(OutputBase):
+class HeadKeys(Section):
+    """The layers between the fused vector and an output's prediction."""
+
+    hidden: list[PositiveInt] = Field(
+        [], description="Widths of the head's own MLP layers (Linear → activation → Dropout) before its output layer, "
+        "e.g. [64]; empty: the output layer reads the fused vector directly.",
+    )
+    activation: Activation = Field("relu", description="Activation after each of the head's `hidden` layers.")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout after each of the head's `hidden` layers.")
+
+
+class CategoryOutput(OutputBase, HeadKeys):
     type: Literal["category"] = "category"
     class_weights: Literal["none", "balanced"] | dict[str, float] = Field(
         "none", description="Loss weight per class: `balanced` (inverse training frequency) or a mapping label → weight. "
@@ -27,14 +39,14 @@ class CategoryOutput(OutputBase):
     gamma: float = Field(2.0, ge=0, description="`loss: focal`: how strongly rows with a confident right answer are down-weighted (0: not at all).")
 
 
-class NumberOutput(OutputBase):
+class NumberOutput(OutputBase, HeadKeys):
     type: Literal["number"] = "number"
     loss: Literal["mse", "huber"] = Field("mse", description="Loss on the standardised target.")
     huber_delta: float = Field(1.0, gt=0, description="`huber`: where the loss turns from quadratic to linear (standardised units).")
     normalize: Literal["standard", "none"] = Field("standard", description="Standardise the target with training statistics; predictions are turned back into original units.")
 
 
-class BinnedOutput(OutputBase):
+class BinnedOutput(OutputBase, HeadKeys):
     type: Literal["binned"] = "binned"
     bins: int = Field(
         10, ge=2, description="Number of equal-width bins between the training minimum and maximum; values outside "

@@ -17,12 +17,12 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-from torch import nn
 from torchmetrics.functional import mean_absolute_error, mean_squared_error
 from torchmetrics.functional.classification import multiclass_accuracy
 
 from plait.data.features.numeric import finite_numbers, parse_number
 from plait.errors import BadSample, PlaitError
+from plait.models.layers import head
 from plait.registry import TASKS
 from plait.settings.outputs import BinnedOutput
 from plait.tasks.base import TaskType
@@ -94,7 +94,7 @@ class BinnedTask(TaskType):
         return {"value": torch.tensor(0, dtype=torch.long), "scaled": torch.tensor(0.0)}
 
     def build_head(self, in_dim, input_dims):
-        return nn.Linear(in_dim, self.bins)
+        return head(in_dim, self.bins, self.spec)
 
     def loss(self, prediction, target):
         return cross_entropy_over_present(prediction, target, label_smoothing=self.spec.label_smoothing)

@@ -6,11 +6,11 @@ from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 from torchmetrics.functional.classification import multiclass_accuracy, multiclass_confusion_matrix, multiclass_f1_score
 
 from plait.data.features.category import cell_key, label_counts, label_index, sorted_labels
 from plait.errors import BadSample, PlaitError
+from plait.models.layers import head
 from plait.registry import TASKS
 from plait.settings.outputs import CategoryOutput
 from plait.tasks.base import TaskType
@@ -62,7 +62,7 @@ class CategoryTask(TaskType):
         return torch.tensor(0, dtype=torch.long)
 
     def build_head(self, in_dim, input_dims):
-        return nn.Linear(in_dim, len(self.labels))
+        return head(in_dim, len(self.labels), self.spec)
 
     def loss(self, prediction, target):
         weight = self.class_weight(prediction.device)

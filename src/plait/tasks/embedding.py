@@ -19,7 +19,7 @@ from torch import nn
 
 from plait.data.features.category import cell_key, label_counts, label_index, sorted_labels
 from plait.errors import PlaitError
-from plait.models.fusion import mlp
+from plait.models.layers import mlp
 from plait.registry import TASKS
 from plait.settings.embedding import LOSSES, MINERS, EmbeddingOutput
 from plait.tasks.base import TaskType

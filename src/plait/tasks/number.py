@@ -6,10 +6,10 @@ from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 from torchmetrics.functional import mean_absolute_error, mean_squared_error, r2_score, spearman_corrcoef
 
 from plait.data.features.numeric import Standardised
+from plait.models.layers import head
 from plait.registry import TASKS
 from plait.settings.outputs import NumberOutput
 from plait.tasks.base import TaskType
@@ -36,7 +36,7 @@ class NumberTask(Standardised, TaskType):
         return torch.tensor(0.0)
 
     def build_head(self, in_dim, input_dims):
-        return nn.Linear(in_dim, 1)
+        return head(in_dim, 1, self.spec)
 
     def loss(self, prediction, target):
         present = target["present"]

@@ -17,7 +17,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from plait.errors import PlaitError
 from plait.models.encoders.base import Encoder, projection
-from plait.models.fusion import mlp
+from plait.models.layers import mlp
 from plait.registry import ENCODERS
 from plait.settings.sequence import POSITION_CHANNELS, CnnLstmConfig, LstmConfig, RecurrentKeys
 
