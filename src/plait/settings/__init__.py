@@ -8,13 +8,13 @@ settings module here, and its feature and encoder beside the others.
 
 from __future__ import annotations
 
-from plait.settings import audio, caption, category, embedding, fusion, image, numeric, outputs, sequence, text, video
+from plait.settings import audio, caption, category, embedding, fusion, image, numeric, outputs, sequence, text, vector, video
 
 INPUTS = [audio.AudioSettings, category.CategorySettings, image.ImageSettings, numeric.NumericSettings,
-          sequence.SequenceSettings, text.TextSettings, video.VideoSettings]
+          sequence.SequenceSettings, text.TextSettings, vector.VectorSettings, video.VideoSettings]
 ENCODERS = [image.CnnConfig, image.HfImageConfig, video.R3d18Config, video.Cnn3dConfig, video.HfVideoConfig,
             audio.Conv1dConfig, audio.HfAudioConfig, category.EmbeddingConfig, numeric.MlpConfig, text.BagConfig,
-            text.TransformerConfig, text.HfConfig, sequence.LstmConfig, sequence.CnnLstmConfig]
+            text.TransformerConfig, text.HfConfig, sequence.LstmConfig, sequence.CnnLstmConfig, vector.VectorMlpConfig]
 OUTPUTS = [outputs.CategoryOutput, outputs.BinnedOutput, caption.CaptionOutput, embedding.EmbeddingOutput,
            outputs.NumberOutput]
 FUSIONS = [fusion.ConcatConfig, fusion.AttentionConfig, fusion.LateConfig]
