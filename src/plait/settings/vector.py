@@ -7,6 +7,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, PositiveInt
 
+from plait.settings.fusion import Activation
 from plait.schema import EncoderBase, InputBase
 
 
@@ -32,7 +33,7 @@ class VectorMlpConfig(EncoderBase):
         [64], description="Width of each hidden layer (Linear → activation → dropout). `[]` with no `out_dim`: the "
         "vector goes to fusion as it is (after `normalize`).",
     )
-    activation: Literal["relu", "gelu", "tanh", "silu"] = Field("relu", description="Activation after each layer.")
+    activation: Activation = Field("relu", description="Activation after each layer.")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout after each layer's activation.")
     out_dim: int | None = Field(
         None, ge=1,

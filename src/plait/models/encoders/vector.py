@@ -3,13 +3,10 @@ extracted earlier go straight to fusion."""
 
 from __future__ import annotations
 
-from torch import nn
-
 from plait.models.encoders.base import Encoder
+from plait.models.layers import mlp
 from plait.registry import ENCODERS
 from plait.settings.vector import VectorMlpConfig
-
-ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU}
 
 
 @ENCODERS.register("vector_mlp")
@@ -18,13 +15,7 @@ class VectorMlp(Encoder):
 
     def __init__(self, config: VectorMlpConfig, feature):
         super().__init__()
-        layers, width = [], feature.dim
-        for out in config.widths:
-            layers += [nn.Linear(width, out), ACTIVATIONS[config.activation]()]
-            layers += [nn.Dropout(config.dropout)] if config.dropout else []
-            width = out
-        self.net = nn.Sequential(*layers) if layers else nn.Identity()
-        self.out_dim = width
+        self.net, self.out_dim = mlp(feature.dim, config.widths, config.dropout, config.activation)
 
     def forward(self, batch):
         return self.net(batch["value"])
