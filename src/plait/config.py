@@ -7,6 +7,7 @@ that uses it); this module assembles them into one schema from the registries.
 from __future__ import annotations
 
 import copy
+import fnmatch
 import hashlib
 import json
 from pathlib import Path
@@ -135,6 +136,13 @@ class DataConfig(Section):
     augment: AugmentDataConfig = Field(default_factory=AugmentDataConfig, description="Rows added to the training split only, before preprocessing is fitted: generated images for rare classes.")
 
 
+class OptimizerGroupConfig(Section):
+    params: str = Field(description="A glob over the model's components: `encoders.INPUT` (the parameter table's `encoder INPUT`), `missing` (the missing-value vectors), `fusion`, `heads.OUTPUT`, `criteria.OUTPUT` (a loss's own parameters), e.g. `encoders.text` or `heads.*`. A glob that matches no component is an error that lists them.")
+    lr: float | None = Field(None, gt=0, description="Learning rate of these components; null: the optimizer's `lr`. Schedules scale it as they scale `lr`.")
+    weight_decay: float | None = Field(None, ge=0, description="Weight decay of these components; null: the optimizer's `weight_decay`.")
+    layer_decay: float | None = Field(None, gt=0, le=1, description="Layer-wise rate decay for a transformer (`hf`, `hf_image`, `hf_audio`, `hf_video`, `transformer` encoders): a parameter of layer i of L (`layer.i.`, `layers.i.`, `h.i.` or `blocks.i.` in its name, i from 0) gets `lr` × layer_decay^(L − i), the embeddings before the first layer `lr` × layer_decay^(L + 1), and what follows the last layer (pooler, final norm, projection) `lr` itself. A matched component without such layers is an error. null: one rate.")
+
+
 class OptimizerConfig(Section):
     name: Literal["adamw", "adam", "sgd"] = Field("adamw", description="Optimizer.")
     lr: float = Field(1e-3, gt=0, description="Learning rate (the peak rate for `onecycle` and warm-up schedules).")
@@ -142,6 +150,8 @@ class OptimizerConfig(Section):
     betas: tuple[float, float] = Field((0.9, 0.999), description="Adam/AdamW betas.")
     eps: float = Field(1e-8, gt=0, description="Adam/AdamW epsilon.")
     momentum: float = Field(0.9, ge=0, description="SGD momentum.")
+    groups: list[OptimizerGroupConfig] = Field([], description="Learning rate, weight decay and layer-wise decay per component, e.g. `[{params: encoders.text, lr: 2.0e-5, layer_decay: 0.8}, {params: \"heads.*\", lr: 1.0e-3}]`. Each component takes the first group whose `params` matches it; the rest use `lr` and `weight_decay`. The parameter table printed when training starts shows each component's rate and decay.")
+    decay_bias_and_norm: bool = Field(True, description="Apply weight decay to every parameter, as `torch.optim` does with `model.parameters()` (and the seed pipelines with it). false: biases, normalisation weights and the missing-value vectors (every parameter with one dimension) get none, as BERT and GPT are trained.")
 
 
 class SchedulerConfig(Section):
@@ -233,6 +243,17 @@ class Config(Section):
             if generating:
                 raise ValueError(f"fusion late combines one prediction per input, which a generated sequence is not: "
                                  f"use concat or attention with the output(s) {', '.join(generating)}")
+        return self
+
+    @model_validator(mode="after")
+    def _optimizer_groups_match(self):
+        """Each `train.optimizer.groups` glob names a component of this model (the trainer checks the built model)."""
+        components = [f"encoders.{i.name}" for i in self.inputs] + ["missing", "fusion"] + [f"heads.{o.name}" for o in self.outputs]
+        for index, group in enumerate(self.train.optimizer.groups):
+            candidates = components + [f"criteria.{o.name}" for o in self.outputs]
+            if not any(fnmatch.fnmatchcase(name, group.params) for name in candidates):
+                raise ValueError(f"train.optimizer.groups[{index}].params: {group.params!r} matches no component; the "
+                                 f"model's components are {', '.join(components)}")
         return self
 
     @model_validator(mode="after")

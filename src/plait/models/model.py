@@ -87,16 +87,18 @@ class MultimodalModel(nn.Module):
         return self.heads[output].generate(self.fusion(vectors), tokens, **options)
 
 
-def parameter_table(model: MultimodalModel) -> list[list]:
-    """[component, trainable, frozen] for each encoder, the fusion and each head, then the total."""
-    components = [(f"encoder {n}", m) for n, m in model.encoders.items()]
-    components += [("missing-value vectors", model.missing), ("fusion", model.fusion)]
-    components += [(f"head {n}", m) for n, m in model.heads.items()]
-    components += [(f"loss {n}", m) for n, m in model.criteria.items() if any(True for _ in m.parameters())]
+def parameter_table(model: MultimodalModel, settings: dict[str, list[str]] | None = None) -> list[list]:
+    """[component, trainable, frozen] for each encoder, the fusion and each head, then the total; with `settings`
+    (component → [learning rate, weight decay] as text, keyed as `train.optimizer.groups` names components:
+    `encoders.INPUT`, `missing`, `fusion`, `heads.OUTPUT`, `criteria.OUTPUT`), those two columns too."""
+    components = [(f"encoder {n}", f"encoders.{n}", m) for n, m in model.encoders.items()]
+    components += [("missing-value vectors", "missing", model.missing), ("fusion", "fusion", model.fusion)]
+    components += [(f"head {n}", f"heads.{n}", m) for n, m in model.heads.items()]
+    components += [(f"loss {n}", f"criteria.{n}", m) for n, m in model.criteria.items() if any(True for _ in m.parameters())]
     rows = []
-    for label, module in components:
+    for label, name, module in components:
         trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
         frozen = sum(p.numel() for p in module.parameters() if not p.requires_grad)
-        rows.append([label, trainable, frozen])
-    rows.append(["total", sum(r[1] for r in rows), sum(r[2] for r in rows)])
+        rows.append([label, trainable, frozen, *(settings.get(name, ["-", "-"]) if settings is not None else [])])
+    rows.append(["total", sum(r[1] for r in rows), sum(r[2] for r in rows), *(["", ""] if settings is not None else [])])
     return rows

@@ -11,6 +11,7 @@ from plait.console import say
 from plait.errors import PlaitError
 from plait.runs.setup import chosen_checkpoint, write_json
 from plait.training.checkpoint import checkpoint_folder, has_checkpoint, load_matching, load_state
+from plait.training.optim import grouping
 
 ORDER = "it sets the order of the training rows in every epoch still to come"
 STEPS = "the checkpoint's step count, schedule and place in its epoch are counted in batches of the old size"
@@ -68,10 +69,12 @@ def resume_notes(changed: dict[str, list], now: dict, progress: dict) -> list[st
                 raise PlaitError(f"--set {key}: cannot change when resuming: {reason}; start a new run instead "
                                  "(plait train CONFIG --init-from RUN begins from that run's weights)")
     notes, step, epochs = [], progress["step"], now["epochs"]
-    new_schedule = [key for key in changed if key.startswith("train.scheduler.") or key == "train.optimizer.lr"]
+    new_schedule = [key for key in changed if key.startswith("train.scheduler.") or key == "train.optimizer.lr"
+                    or (key.startswith("train.optimizer.groups.") and key.endswith((".lr", ".layer_decay")))]
     if new_schedule:
         notes.append(f"the {now['scheduler']['name']} schedule starts afresh at step {step} from optimizer.lr "
-                     f"{now['optimizer']['lr']:g} and spans the remaining epochs")
+                     f"{now['optimizer']['lr']:g}{' (and each group its own rate)' if now['optimizer']['groups'] else ''} "
+                     "and spans the remaining epochs")
     elif "train.epochs" in changed and now["scheduler"]["name"] in HORIZON:
         notes.append(f"the {now['scheduler']['name']} schedule now spans {epochs} epochs instead of "
                      f"{changed['train.epochs'][0]}: from step {step} the rate follows the longer schedule (it rises "
@@ -137,5 +140,11 @@ def resume_plan(folder: Path, source: Path, config) -> tuple[dict, dict[str, lis
     saved = state.get("train") or read_yaml(Path(folder) / "config.yaml").get("train", {})  # older checkpoints: config.yaml
     previous = TrainConfig.model_validate(saved).model_dump(mode="json")
     now = config.train.model_dump(mode="json")
+    if grouping(previous["optimizer"]) != grouping(now["optimizer"]):
+        raise PlaitError("--set train.optimizer: cannot change which parameters form each of train.optimizer.groups "
+                         "(their params, whether they have a layer_decay, decay_bias_and_norm) when resuming: the "
+                         "checkpoint holds the optimizer's state per group; a group's lr, weight_decay and layer_decay "
+                         "value can change. Start a new run instead (plait train CONFIG --init-from RUN begins from that "
+                         "run's weights)")
     changed = changed_keys(previous, now)
     return previous, changed, resume_notes(changed, now, state["progress"]), state["progress"]

@@ -21,6 +21,7 @@ from plait.runs.run import Run
 from plait.runs.setup import chosen_checkpoint, new_run_dir
 from plait.training import distributed
 from plait.training.checkpoint import load_preprocessing, load_state, load_weights
+from plait.training.optim import component_settings
 from plait.training.tracking import NullTracker, Tracker, require_trackers
 from plait.training.trainer import Trainer
 
@@ -103,7 +104,8 @@ def _train(run: Run, source: Path | None, init_from: Path | None) -> None:
     model = run.build_model()
     if init_from is not None:  # before the frozen encoders embed their inputs: their weights may be among those loaded
         warm_start(model, init_from, run.folder, write=world.is_main)
-    print_table("parameters", ["component", "trainable", "frozen"], parameter_table(model))
+    print_table("parameters", ["component", "trainable", "frozen", "lr", "weight decay"],
+                parameter_table(model, component_settings(model, config.train.optimizer)))
     for name, encoder in model.encoders.items():
         for note in encoder.notes():
             say(f"[yellow]inputs.{name}.encoder: {note}[/yellow]")

@@ -21,7 +21,7 @@ from plait.evaluation.evaluate import evaluate_split
 from plait.training import distributed
 from plait.training.checkpoint import CheckpointWriter, load_state, load_weights, rng_state, set_rng_state
 from plait.training.modality_dropout import hide_inputs
-from plait.training.optim import Schedule, build_optimizer, set_hyperparameters
+from plait.training.optim import Schedule, build_optimizer, group_key, rates, set_hyperparameters
 from plait.training.precision import autocast, grad_scaler, to_channels_last
 from plait.training.sampler import make_sampler
 
@@ -82,7 +82,10 @@ class Trainer:
         self.order = make_sampler(config.sampler, train_split, tasks, config.seed, config.batch_size)
         if config.compile:  # compiled on the first step; the weights stay those of `model`, which is what is saved
             self.trained = torch.compile(self.trained)
-        self.optimizer = build_optimizer(model.parameters(), config.optimizer)
+        self.optimizer = build_optimizer(model, config.optimizer)
+        # the rate logged as `lr`: of the parameters at the optimizer's own `lr` (where groups set others)
+        keys = [group_key(group) for group in self.optimizer.param_groups]
+        self.logged_group = next((i for i, key in enumerate(keys) if key[:2] == (-1, 0)), 0)
         self.scaler = grad_scaler(config.precision, device)
         micro_batches = math.ceil(len(train_split) / config.batch_size)
         self.steps_per_epoch = math.ceil(micro_batches / config.grad_accum_steps)
@@ -221,7 +224,7 @@ class Trainer:
     def log_training(self, seconds: float) -> None:
         loss, rows = self.fold_pending()
         samples_per_second = rows / max(seconds, 1e-9)
-        lr = self.optimizer.param_groups[0]["lr"]
+        lr = self.optimizer.param_groups[self.logged_group]["lr"]
         self.tracker.log(self.progress.step, {"train.loss": loss, "lr": lr, "samples_per_s": samples_per_second}, epoch=self.progress.epoch)
         self.bar.update(self.bar_task, info=f"loss {loss:.4f}  lr {lr:.2e}  {samples_per_second:,.0f} samples/s{self.last_monitored}")
 
@@ -250,13 +253,17 @@ class Trainer:
         changed."""
         load_weights(folder, self.model)
         state = load_state(folder)
+        saved = [(group_key(group), len(group["params"])) for group in state["optimizer"]["param_groups"]]
+        if saved != [(group_key(group), len(group["params"])) for group in self.optimizer.param_groups]:
+            raise PlaitError(f"{folder}: the checkpoint's optimizer holds other parameter groups than "
+                             "train.optimizer.groups makes of this model; start a new run (--init-from) instead")
         self.optimizer.load_state_dict(state["optimizer"])
         self.progress = Progress(**state["progress"])
         now = self.config.model_dump(mode="json")
         previous = previous or now
         if previous["optimizer"] != now["optimizer"]:
             set_hyperparameters(self.optimizer, self.config.optimizer, rate=False)
-        if previous["scheduler"] != now["scheduler"] or previous["optimizer"]["lr"] != now["optimizer"]["lr"]:
+        if previous["scheduler"] != now["scheduler"] or rates(previous["optimizer"]) != rates(now["optimizer"]):
             set_hyperparameters(self.optimizer, self.config.optimizer)
             remaining = self.steps_per_epoch * self.config.epochs - self.progress.step
             self.schedule = Schedule(self.optimizer, self.config.scheduler, remaining, self.schedule_mode)
