@@ -65,6 +65,14 @@ class OutputBase(Section):
     generates: ClassVar[bool] = False  # evaluated and predicted by generating sequences (captions)
 
 
+Initialisation = Literal["default", "xavier_uniform", "kaiming_normal", "orthogonal"]
+INIT_DESCRIPTION = (
+    "How the weights start: `default` (PyTorch's own per layer), or for every Linear, convolution and recurrent layer "
+    "`xavier_uniform` or `kaiming_normal` (recurrent-to-recurrent weights orthogonal, as Keras does) or `orthogonal`; "
+    "biases start at zero. Drawn with train.seed."
+)
+
+
 class EncoderBase(Section):
     """Keys every encoder shares."""
 
@@ -76,10 +84,19 @@ class EncoderBase(Section):
         "augmentation off.",
     )
 
+    init: Initialisation = Field("default", description=INIT_DESCRIPTION)
+
     @model_validator(mode="after")
     def _cache_needs_freeze(self):
         if self.cache_embeddings and not self.freeze:
             raise ValueError("cache_embeddings needs freeze: true (a trained encoder's output changes every step)")
+        return self
+
+    @model_validator(mode="after")
+    def _init_keeps_pretrained_weights(self):
+        loaded = getattr(self, "path", None) or getattr(self, "weights", None)
+        if self.init != "default" and loaded:
+            raise ValueError(f"init: {self.init} would overwrite the pretrained weights it loads from {loaded}")
         return self
 
 

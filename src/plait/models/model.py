@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from plait.models.init import initialise
 from plait.models.late import LateHead
 from plait.registry import ENCODERS, FUSIONS
 
@@ -23,17 +24,21 @@ class MultimodalModel(nn.Module):
         self.encoders = nn.ModuleDict()
         for spec in config.inputs:
             encoder = ENCODERS.get_or_fail(spec.encoder.name)(spec.encoder, features[spec.name])
+            initialise(encoder, spec.encoder.init)
             if spec.encoder.freeze:
                 encoder.freeze()
             self.encoders[spec.name] = encoder
         self.missing = nn.ParameterDict({name: nn.Parameter(torch.zeros(enc.out_dim)) for name, enc in self.encoders.items()})
         self.fusion = FUSIONS.get_or_fail(config.fusion.name)(config.fusion, {name: enc.out_dim for name, enc in self.encoders.items()})
+        initialise(self.fusion, config.fusion.init)
         widths = {name: enc.out_dim for name, enc in self.encoders.items()}
         self.late = getattr(self.fusion, "late", False)
         if self.late:  # a head per input for each output (models/late.py)
             self.heads = nn.ModuleDict({name: LateHead(task, self.fusion.out_dims, config.fusion.combine) for name, task in tasks.items()})
         else:
             self.heads = nn.ModuleDict({name: task.build_head(self.fusion.out_dim, widths) for name, task in tasks.items()})
+        for name, head in self.heads.items():
+            initialise(head, getattr(tasks[name].spec, "init", "default"))  # caption and embedding heads have none
         criteria = {name: task.build_criterion() for name, task in tasks.items()}
         self.criteria = nn.ModuleDict({name: criterion for name, criterion in criteria.items() if criterion is not None})
         self.attending = [name for name, head in self.heads.items() if getattr(head, "attends_to_inputs", False)]

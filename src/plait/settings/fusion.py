@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from plait.schema import Section
+from plait.schema import INIT_DESCRIPTION, Initialisation, Section
 
 Activation = Literal["relu", "gelu", "tanh", "leaky_relu", "elu", "silu"]
 
@@ -20,6 +20,7 @@ class MlpKeys(Section):
         False, description="BatchNorm1d between each MLP layer's Linear and its activation (in training, a batch of one "
         "row is normalised with the running statistics).",
     )
+    init: Initialisation = Field("default", description=INIT_DESCRIPTION)
 
 
 class ConcatConfig(MlpKeys):

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, PositiveInt
 
-from plait.schema import OutputBase, Section
+from plait.schema import INIT_DESCRIPTION, Initialisation, OutputBase, Section
 from plait.settings.fusion import Activation
 
 
@@ -20,6 +20,7 @@ class HeadKeys(Section):
     )
     activation: Activation = Field("relu", description="Activation after each of the head's `hidden` layers.")
     dropout: float = Field(0.0, ge=0, lt=1, description="Dropout after each of the head's `hidden` layers.")
+    init: Initialisation = Field("default", description=INIT_DESCRIPTION)
 
 
 class CategoryOutput(OutputBase, HeadKeys):
