@@ -203,3 +203,18 @@ def test_config_validation_of_a_text_input():
     with pytest.raises(ConfigError) as error:
         make_config(encoder={"name": "hf"})
     assert "inputs.note.encoder.path: required key is missing" in error.value.lines
+
+
+def test_hf_pooling_pooler_is_the_models_pooled_output(minilm):
+    feature, _ = minilm
+    pooled = make_feature(encoder={"name": "hf", "path": "minilm", "freeze": True, "pooling": "pooler"})
+    encoder = make_encoder(pooled)
+    batch = pooled.stack([pooled.encode("A man is playing a guitar."), None])
+    with torch.no_grad():
+        out = encoder(batch)
+        expected = encoder.model(input_ids=batch["ids"][:1], attention_mask=batch["attention_mask"][:1].long()).pooler_output
+    assert torch.allclose(out[:1], expected, atol=1e-5) and out[1].eq(0).all()  # a missing row stays zeros
+    assert out[0].abs().max() <= 1.0  # through BERT's tanh, unlike the first token's hidden state
+    cls = make_encoder(make_feature(encoder={"name": "hf", "path": "minilm", "freeze": True, "pooling": "cls"}))
+    with torch.no_grad():
+        assert not torch.allclose(cls(batch)[0], out[0])

@@ -60,8 +60,10 @@ class HfConfig(EncoderBase):
     modalities: ClassVar[tuple[str, ...]] = ("text",)  # the input types it reads
     name: Literal["hf"] = "hf"
     path: str = Field(description="Local folder of a Hugging Face model (config.json + weights), or `minilm`.")
-    pooling: Literal["mean", "cls"] = Field(
-        "mean", description="`mean`: average of the last hidden states over real tokens. `cls`: the first token's."
+    pooling: Literal["mean", "cls", "pooler"] = Field(
+        "mean", description="`mean`: average of the last hidden states over real tokens. `cls`: the first token's. "
+        "`pooler`: the model's pooled output (BERT's `pooler_output`: the first token through its trained dense + tanh "
+        "layer), as pipelines built on `BertModel(...).pooler_output` use it.",
     )
     out_dim: PositiveInt | None = Field(
         None,

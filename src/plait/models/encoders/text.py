@@ -96,12 +96,17 @@ class TextHf(Encoder):
         if limit is not None and feature.spec.max_length > limit:
             raise PlaitError(f"inputs.{feature.spec.name}.max_length: {feature.spec.max_length} is more than the model's {limit} positions")
         self.pooling = config.pooling
+        if self.pooling == "pooler" and getattr(self.model, "pooler", None) is None:
+            raise PlaitError(f"inputs.{feature.spec.name}.encoder.pooling: the model in {config.path} has no pooled output "
+                             "(no `pooler`); use `cls` or `mean`")
         hidden = self.model.config.hidden_size
         self.project, self.out_dim = projection(hidden, config.out_dim)
 
     def forward(self, batch):
         mask = batch["attention_mask"]
-        hidden = self.model(input_ids=batch["ids"], attention_mask=attendable(mask).long()).last_hidden_state
-        if self.pooling == "cls":
-            return self.project(hidden[:, 0] * mask.any(1, keepdim=True).to(hidden.dtype))
-        return self.project(masked_mean(hidden, mask))
+        output = self.model(input_ids=batch["ids"], attention_mask=attendable(mask).long())
+        hidden = output.last_hidden_state
+        if self.pooling == "mean":
+            return self.project(masked_mean(hidden, mask))
+        first = output.pooler_output if self.pooling == "pooler" else hidden[:, 0]
+        return self.project(first * mask.any(1, keepdim=True).to(hidden.dtype))  # a missing row: zeros
