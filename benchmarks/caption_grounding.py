@@ -45,18 +45,18 @@ def recorded_cross_attention(model) -> list[torch.Tensor]:
 
 
 @torch.no_grad()
-def reliance(run: Run, split_name: str) -> dict:
-    """Loss with the true and with shifted images, attention share on image tokens, per-word accuracy."""
+def reliance(run: Run, split_name: str, kept: list[torch.Tensor]) -> dict:
+    """Loss with the true and with shifted images, attention share on image tokens (`kept`: what
+    `recorded_cross_attention` records), per-word accuracy."""
     split = run.encode([split_name])[split_name]
     model, tasks, features = run.model.eval(), run.tasks, run.features
-    kept = recorded_cross_attention(model)
     nll = defaultdict(float)
     tokens = 0.0
     image_share, correct, seen = [], defaultdict(int), defaultdict(int)
     rows = torch.arange(len(split))
+    batch = load_batch(split, rows, tasks, run.device)
     for name, order in (("true", rows), ("shuffled", rows.roll(1))):
-        batch = load_batch(split, rows, tasks, run.device)
-        other = load_batch(split, order, tasks, run.device)
+        other = batch if name == "true" else load_batch(split, order, tasks, run.device)
         inputs = prepare_inputs(features, other["inputs"], training=False)
         kept.clear()
         logits = model(inputs, targets=batch["targets"])["caption"]
@@ -106,8 +106,9 @@ def print_scores(results: dict) -> None:
 
 
 def print_reliance(run: Run) -> None:
+    kept = recorded_cross_attention(run.model)
     for split in ("train", "test"):
-        found = reliance(run, split)
+        found = reliance(run, split, kept)
         print(f"{split}: per-token loss {found['loss']:.3f} with its image, {found['loss_shuffled']:.3f} with another "
               f"image ({found['loss_shuffled'] / found['loss']:.2f}×); cross-attention share on image tokens per layer "
               + ", ".join(f"{share:.2f}" for share in found["image_share"]))

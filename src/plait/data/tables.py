@@ -120,9 +120,13 @@ def require_columns(table: pd.DataFrame, wanted: dict[str, str], source: str) ->
     """`wanted` maps column → who needs it (`input photo`); a missing one is an error naming the nearest column."""
     for column, user in wanted.items():
         if column not in table.columns:
-            hint = nearest(column, table.columns)
-            suggestion = f"did you mean {hint!r}?" if hint else f"columns: {', '.join(map(str, table.columns))}"
-            raise PlaitError(f"{source}: no column {column!r} (needed by {user}); {suggestion}")
+            raise PlaitError(f"{source}: no column {column!r} (needed by {user}); {column_hint(column, table)}")
+
+
+def column_hint(name: str, table: pd.DataFrame) -> str:
+    """`did you mean 'colour'?`, or the table's columns when none is near `name`."""
+    hint = nearest(name, table.columns)
+    return f"did you mean {hint!r}?" if hint else f"columns: {', '.join(map(str, table.columns))}"
 
 
 def filter_rows(table: pd.DataFrame, query: str, source: str) -> pd.Series:
@@ -142,9 +146,7 @@ def filter_rows(table: pd.DataFrame, query: str, source: str) -> pd.Series:
     except pd.errors.UndefinedVariableError as error:
         name = re.search(r"'(.+?)'", str(error))
         name = name.group(1) if name else str(error)
-        hint = nearest(name, table.columns)
-        suggestion = f"did you mean {hint!r}?" if hint else f"columns: {', '.join(map(str, table.columns))}"
-        raise PlaitError(f"data.filter {query!r}: {source} has no column {name!r}; {suggestion}") from None
+        raise PlaitError(f"data.filter {query!r}: {source} has no column {name!r}; {column_hint(name, table)}") from None
     except SyntaxError as error:
         raise PlaitError(f"data.filter {query!r} does not parse as a pandas query: {error.msg} "
                          f"(e.g. \"quality > 0.5 and site == 'A'\"; a column name with spaces goes in `backticks`)") from None

@@ -48,7 +48,8 @@ def report(run: Run, split: str | None = None) -> Path:
     present = run.splits()
     shown = split or report_split(run, present)
     run.require_split(shown)
-    evaluation = run.evaluate(run.encode([name for name in run.with_galleries(shown) if name in present]), shown)
+    splits = run.encode([name for name in run.with_galleries(shown) if name in present])
+    evaluation = run.evaluate(splits, shown)
     metrics_by_split = {}
     for name in ("train", "validation", "test"):
         saved = read_evaluation(run.folder, name)
@@ -58,7 +59,9 @@ def report(run: Run, split: str | None = None) -> Path:
             metrics_by_split[name] = saved
     curves = history_plots(read_metrics(run.folder), str(run.folder / "plots"))
     rows = {name: run.data.count(name) for name in present}  # before any bad row is skipped
-    train = run.encode(["train"])["train"] if _writes_captions(run) and "train" in present else None
+    train = None
+    if _writes_captions(run) and "train" in present:
+        train = splits["train"] if "train" in splits else run.encode(["train"])["train"]
     return _write_report(run, evaluation, metrics_by_split, rows, curves, run.output_plots(evaluation),
                          caption_baselines(run, train, evaluation))
 

@@ -59,11 +59,11 @@ def make_cache(config: Config) -> FeatureCache | None:
 
 
 def encode_split(data: Data, preprocessor: Preprocessor, split: str, config: Config,
-                 cache: FeatureCache | None = None, skip_hint: str = SKIP_HINT) -> EncodedSplit:
-    """One split, encoded; through `cache` (default: the config's own) when the config uses one. A bad cell's
-    error ends with `skip_hint`, the way to skip such rows in the command that meets it."""
-    rows = data.rows(split)
-    positions = np.flatnonzero((data.split_of_row == split).to_numpy())
+                 cache: FeatureCache | None = None, skip_hint: str = SKIP_HINT, limit: int | None = None) -> EncodedSplit:
+    """One split (its first `limit` rows, when given), encoded; through `cache` (default: the config's own) when the
+    config uses one. A bad cell's error ends with `skip_hint`, the way to skip such rows in the command that meets it."""
+    rows = data.rows(split)[:limit]
+    positions = np.flatnonzero((data.split_of_row == split).to_numpy())[:limit]
     cache = cache or make_cache(config)
     return preprocessor.encode(rows, split, data.places, config.data.on_bad_sample, row_numbers=positions.tolist(),
                                cache=cache, workers=config.data.workers or os.cpu_count() or 1, skip_hint=skip_hint)

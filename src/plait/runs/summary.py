@@ -4,10 +4,8 @@ real batch of a few training rows through the model; nothing is written but the 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from plait.config import Config
@@ -15,6 +13,7 @@ from plait.data.dataset import load_batch, prepare_inputs
 from plait.errors import PlaitError
 from plait.models.model import parameter_table
 from plait.runs.run import Run
+from plait.runs.setup import encode_split
 
 COLUMNS = ("output_size", "num_params", "trainable")
 
@@ -38,10 +37,7 @@ def summarize(config: Config, depth: int = 3, rows: int = 4) -> Summary:
     if not len(train):
         raise PlaitError(f"{run.data.source}: no row is in the training split")
     run.preprocessor.fit(train)
-    positions = np.flatnonzero((run.data.split_of_row == "train").to_numpy())[:rows]
-    split = run.preprocessor.encode(train.iloc[:rows], "train", run.data.places, config.data.on_bad_sample,
-                                    row_numbers=positions.tolist(), cache=run.cache,
-                                    workers=config.data.workers or os.cpu_count() or 1)
+    split = encode_split(run.data, run.preprocessor, "train", config, run.cache, limit=rows)
     if not len(split):
         raise PlaitError(f"{run.data.source}: the first {rows} training rows were all skipped as bad samples")
     model = run.build_model()

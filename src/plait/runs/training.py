@@ -20,7 +20,7 @@ from plait.runs.resume import (announce_resume, check_overrides, init_source, re
 from plait.runs.run import Run
 from plait.runs.setup import chosen_checkpoint, new_run_dir
 from plait.training import distributed
-from plait.training.checkpoint import load_preprocessing, load_state, load_weights
+from plait.training.checkpoint import load_preprocessing, load_weights
 from plait.training.optim import component_settings
 from plait.training.tracking import NullTracker, Tracker, require_trackers
 from plait.training.trainer import Trainer
@@ -34,8 +34,6 @@ def train(config: Config, run_dir: str | Path | None = None, resume: bool = Fals
     (`resume`) from its checkpoint `checkpoint` (`last`, `best` or a checkpoint folder). A new run may start from the
     weights of another run or checkpoint (`init_from`) where names and shapes match. Under a launcher every process
     trains and the first alone writes. Returns the run folder."""
-    if init_from is not None and resume:
-        raise PlaitError("--init-from starts a new run; a resumed run continues from its own checkpoint (--checkpoint)")
     require_trackers(config.tracking)  # a missing tracker package fails before any data work
     run = Run.start(config, join_processes=True)  # several processes under torchrun or mpirun
     try:
@@ -81,7 +79,7 @@ def _train(run: Run, source: Path | None, init_from: Path | None) -> None:
     config, world, resuming = run.config, run.world, source is not None
     say(f"run folder: {run.folder}  (config {config_hash(config)}{', resuming' if resuming else ''})"
         + (f"  {world.size} processes" if world.is_distributed else ""))
-    previous = None
+    previous, progress = None, None
     if resuming:
         previous, changed, notes, progress = resume_plan(run.folder, source, config)
         announce_resume(run.folder, source, progress, changed, notes, write=world.is_main)
@@ -112,7 +110,7 @@ def _train(run: Run, source: Path | None, init_from: Path | None) -> None:
     run.embed_frozen(splits)
     tracker = NullTracker()
     if world.is_main:
-        tracker = Tracker(run.folder, resume_step=load_state(source)["progress"]["step"] if resuming else None,
+        tracker = Tracker(run.folder, resume_step=progress["step"] if resuming else None,
                           backends=config.tracking, config=to_dict(config), name=run.folder.name)
     try:
         trainer = Trainer(model, run.features, run.tasks, splits["train"], splits.get("validation"), config.train,

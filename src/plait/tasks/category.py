@@ -26,9 +26,11 @@ class CategoryTask(TaskType):
         super().__init__(spec, base_dir)
         self.labels: list[str] = []
         self.weights: list[float] | None = None
+        self._weight: torch.Tensor | None = None  # `weights` on the loss's device
 
     def fit(self, values):
         counts = label_counts(values)
+        self._weight = None
         self.labels = sorted_labels(counts)
         if len(self.labels) < 2:  # torchmetrics would fail later with a message about num_classes
             found = f"only the label {self.labels[0]!r}" if self.labels else "no labels"
@@ -48,6 +50,7 @@ class CategoryTask(TaskType):
 
     def load_state_dict(self, state):
         self.labels, self.weights = list(state["labels"]), state["weights"]
+        self._weight = None
         self._index = label_index(self.labels)
 
     def encode(self, value):
@@ -75,7 +78,12 @@ class CategoryTask(TaskType):
         return cross_entropy_over_present(prediction, target, self.class_weight(prediction.device))
 
     def class_weight(self, device) -> torch.Tensor | None:
-        return torch.tensor(self.weights, device=device) if self.weights else None
+        """The class weights as a tensor on `device`, made once rather than every step."""
+        if not self.weights:
+            return None
+        if self._weight is None or self._weight.device != device:
+            self._weight = torch.tensor(self.weights, device=device)
+        return self._weight
 
     def metrics(self, prediction, target):
         present = target["present"]
@@ -142,7 +150,7 @@ def focal_over_present(prediction, target, gamma: float, weight=None, label_smoo
     logits, truth = prediction[present].float(), target["value"][present]
     per_row = F.cross_entropy(logits, truth, weight=weight, label_smoothing=label_smoothing, reduction="none")
     p_true = logits.softmax(-1).gather(1, truth[:, None]).squeeze(1)
-    total = weight[truth].sum() if weight is not None else torch.tensor(float(len(truth)), device=logits.device)
+    total = weight[truth].sum() if weight is not None else len(truth)
     # clamped: with gamma < 1 the factor's gradient at p = 1 would be infinite (and 0 × inf is nan)
     return ((1 - p_true).clamp(min=1e-12) ** gamma * per_row).sum() / total
 

@@ -152,7 +152,7 @@ def load_matching(source: Path, model: torch.nn.Module) -> dict:
     weights = load_file(Path(source) / "model.safetensors")
     own = model.state_dict()
     matching = {name: tensor for name, tensor in weights.items() if name in own and own[name].shape == tensor.shape}
-    model.load_state_dict({**own, **matching})
+    model.load_state_dict(matching, strict=False)  # the rest keep their values
     return {
         "loaded": len(matching),
         "new": [name for name in own if name not in weights],

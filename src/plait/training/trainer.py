@@ -261,10 +261,10 @@ class Trainer:
         self.progress = Progress(**state["progress"])
         now = self.config.model_dump(mode="json")
         previous = previous or now
-        if previous["optimizer"] != now["optimizer"]:
-            set_hyperparameters(self.optimizer, self.config.optimizer, rate=False)
-        if previous["scheduler"] != now["scheduler"] or rates(previous["optimizer"]) != rates(now["optimizer"]):
-            set_hyperparameters(self.optimizer, self.config.optimizer)
+        restart = previous["scheduler"] != now["scheduler"] or rates(previous["optimizer"]) != rates(now["optimizer"])
+        if restart or previous["optimizer"] != now["optimizer"]:
+            set_hyperparameters(self.optimizer, self.config.optimizer, rate=restart)
+        if restart:
             remaining = self.steps_per_epoch * self.config.epochs - self.progress.step
             self.schedule = Schedule(self.optimizer, self.config.scheduler, remaining, self.schedule_mode)
         else:

@@ -83,7 +83,8 @@ class VectorFeature(FeatureType):
             except (BadSample, MissingValue):
                 continue  # reported, with its row, when the cell is encoded
             lengths[len(vector)] += 1
-            vectors.append(vector)
+            if self.spec.normalize == "standard":  # the only use of the vectors themselves
+                vectors.append(vector)
         if not lengths:
             raise BadSample(f"no training row holds a vector of numbers (first cell: {shorten(values[0])!r})")
         if not self.spec.dim:

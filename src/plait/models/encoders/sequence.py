@@ -49,6 +49,8 @@ class StepInput(nn.Module):
         self.channels = (tokens.dim if tokens else feature.channels) + (POSITION_CHANNELS if self.positional else 0)
 
     def forward(self, x: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
+        if self.embed is None and not self.positional:
+            return x  # measurements as they are: no mask to build
         mask = real_steps(length, x.shape[1])
         if self.embed is not None:
             x = self.embed(x[..., 0].long()) * mask[..., None]  # padding stays zero, as for measurements
