@@ -34,23 +34,23 @@ def spectrograms(lengths, n_mels=8, frames=None, seed=0) -> dict:
 def test_registered_names_and_modality():
     for name, cls in [("conv1d", AudioConv1d), ("hf_audio", AudioHf)]:
         assert ENCODERS[name] is cls and cls.modalities == ("audio",) and cls.Config().name == name
-        assert cls.Config().out_dim == 128
+        assert cls.Config().projection.out_dim == 128
         assert all(field.description for key, field in cls.Config.model_fields.items() if key != "name"), name
     config = Conv1dConfig()
-    assert (config.channels, config.kernel_size, config.dropout) == ((64, 128), 3, 0.2)
+    assert (config.channels, config.kernel_size, config.projection.dropout) == ((64, 128), 3, 0.2)
     with pytest.raises(ValidationError):
-        Conv1dConfig(dropout=1.0)
+        Conv1dConfig(projection={"dropout": 1.0})
     with pytest.raises(ValidationError, match="4 is even"):
         Conv1dConfig(kernel_size=4)
 
 
 def test_conv1d_shape_and_gradients():
-    encoder = AudioConv1d(Conv1dConfig(channels=(8, 16), kernel_size=5, out_dim=12), voice_feature(n_mels=8, frames=30))
-    out = encoder(spectrograms([30, 17, 1]))
-    assert encoder.out_dim == 12 and out.shape == (3, 12) and torch.isfinite(out).all()
+    encoder = AudioConv1d.build(Conv1dConfig(channels=(8, 16), kernel_size=5, out_dim=12), voice_feature(n_mels=8, frames=30))
+    out, _ = encoder.encode(spectrograms([30, 17, 1]))
+    assert (encoder.feature_dim, encoder.out_dim) == (16, 12) and out.shape == (3, 12) and torch.isfinite(out).all()
     out.sum().backward()
     assert all(p.grad is not None for p in encoder.parameters())
-    assert encoder.eval()({"value": torch.randn(2, 8, 1)}).shape == (2, 12)  # a 1-frame clip, no `length`
+    assert encoder.eval().encode({"value": torch.randn(2, 8, 1)})[0].shape == (2, 12)  # a 1-frame clip, no `length`
 
 
 @pytest.mark.parametrize("kernel_size", [1, 3, 5])
@@ -75,10 +75,10 @@ def test_conv1d_padding_after_the_clip_changes_nothing(kernel_size):
 
 def test_hf_audio_random_weights_from_overrides():
     feature = voice_feature()
-    encoder = AudioHf(HfAudioConfig(overrides=TINY, out_dim=24), feature)
+    encoder = AudioHf.build(HfAudioConfig(overrides=TINY, out_dim=24), feature)
     assert (encoder.model.config.num_mel_bins, encoder.model.config.max_length) == (64, 101)
     for frames in (101, 60, 130):  # the batch's longest clip may be shorter; crop anything longer
-        out = encoder(spectrograms([frames, 40], n_mels=64))
+        out, _ = encoder.encode(spectrograms([frames, 40], n_mels=64))
         assert encoder.out_dim == 24 and out.shape == (2, 24)
     out.sum().backward()
     grad = encoder.model.embeddings.patch_embeddings.projection.weight.grad
@@ -103,7 +103,7 @@ def test_hf_audio_loads_a_local_folder(tmp_path):
     assert encoder.max_length == 48
     batch = spectrograms([101, 30], n_mels=64)
     with torch.no_grad():
-        expected = encoder.project(saved(input_values=batch["value"][:, :, :48].transpose(1, 2)).pooler_output)
+        expected = saved(input_values=batch["value"][:, :, :48].transpose(1, 2)).pooler_output
         assert torch.allclose(encoder(batch), expected, atol=1e-6)
     with pytest.raises(PlaitError, match=r"inputs\.voice\.n_mels: the model takes 64 mel bins, the input gives 128"):
         AudioHf(HfAudioConfig(path=str(tmp_path / "ast")), voice_feature(n_mels=128))
@@ -113,17 +113,12 @@ def test_hf_audio_loads_a_local_folder(tmp_path):
 
 
 @pytest.mark.parametrize("build", [
-    lambda: AudioConv1d(Conv1dConfig(channels=(8, 16)), voice_feature(n_mels=8, frames=20)),
-    lambda: AudioHf(HfAudioConfig(overrides=TINY), voice_feature(n_mels=16, frames=20)),
+    lambda: AudioConv1d.build(Conv1dConfig(channels=(8, 16)), voice_feature(n_mels=8, frames=20)),
+    lambda: AudioHf.build(HfAudioConfig(overrides=TINY), voice_feature(n_mels=16, frames=20)),
 ])
-def test_freeze_keeps_eval_mode_and_weights(build):
+def test_freeze_keeps_the_backbone_in_eval_mode_and_trains_the_projection(build):
+    from tests.test_freezing import assert_backbone_frozen_projection_trains
+
     encoder = build()
-    encoder.freeze()
-    parent = torch.nn.Sequential(encoder, torch.nn.Linear(encoder.out_dim, 1))
-    parent.train()
-    assert parent.training and not any(m.training for m in encoder.modules())
-    before = {k: v.clone() for k, v in encoder.state_dict().items()}
     n_mels = encoder.model.config.num_mel_bins if isinstance(encoder, AudioHf) else 8
-    parent[1](encoder(spectrograms([20, 7], n_mels=n_mels))).sum().backward()
-    assert all(torch.equal(before[k], v) for k, v in encoder.state_dict().items())
-    assert not any(p.requires_grad for p in encoder.parameters())
+    assert_backbone_frozen_projection_trains(encoder, spectrograms([20, 7], n_mels=n_mels))

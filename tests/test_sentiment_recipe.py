@@ -14,7 +14,7 @@ RECIPE = ROOT / "recipes" / "sentiment_video_audio_text.yaml"
 
 def test_the_recipe_is_the_documented_architecture():
     config = load_config(RECIPE)
-    encoders = {spec.name: (spec.type, spec.encoder.name, spec.encoder.out_dim) for spec in config.inputs}
+    encoders = {spec.name: (spec.type, spec.encoder.name, spec.encoder.projection.out_dim) for spec in config.inputs}
     assert encoders == {"video": ("video", "r3d18", 128), "audio": ("audio", "conv1d", 128), "text": ("text", "hf", 128)}
     assert config.inputs[1].source == "video_column" and config.inputs[1].n_mels == 64
     assert [(o.name, o.column) for o in config.outputs] == [("emotion", "Emotion"), ("sentiment", "Sentiment")]

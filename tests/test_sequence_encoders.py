@@ -75,7 +75,8 @@ def test_shapes_and_gradients(cls, config, cell, pooling, bidirectional):
 
 def test_output_sizes_from_config():
     feature = series_feature()
-    assert SequenceLstm(LstmConfig(hidden=8, bidirectional=True, out_dim=5), feature)(series([4, 2])).shape == (2, 5)
+    lstm = SequenceLstm.build(LstmConfig(hidden=8, bidirectional=True, out_dim=5), feature)
+    assert lstm(series([4, 2])).shape == (2, 16) and lstm.encode(series([4, 2]))[0].shape == (2, 5)
     encoder = SequenceCnnLstm(CnnLstmConfig(filters=4, blocks=2, dense=[16, 6]), feature)
     assert encoder.channels_after_cnn == 8 and encoder.out_dim == 6
     assert SequenceCnnLstm(CnnLstmConfig(hidden=8, bidirectional=True, dense=[]), feature).out_dim == 16

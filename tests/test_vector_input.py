@@ -159,7 +159,8 @@ def test_l2_and_none_and_an_identity_encoder(tmp_path):
     assert prepared["value"].tolist() == [pytest.approx([0.6, 0.8, 0, 0, 0, 0])]
     encoder = {"hidden": [8, 4], "out_dim": 3, "activation": "gelu", "dropout": 0.1}
     mlp = validate(config("x.parquet", vector={"encoder": encoder}))
-    assert mlp.inputs[0].encoder.widths == [8, 4, 3]
+    settings = mlp.inputs[0].encoder
+    assert settings.hidden == [8, 4] and settings.projection.out_dim == 3  # out_dim: the projection after the MLP
     with pytest.raises(PlaitError, match="normalize"):
         validate(config("x.parquet", vector={"normalize": "minmax"}))
 

@@ -38,7 +38,7 @@ def batch_of(feature, n=2, seed=0) -> dict:
 @pytest.fixture(scope="module")
 def r3d() -> VideoR3d18:
     torch.manual_seed(0)
-    return VideoR3d18(R3d18Config(), clip_feature()).eval()
+    return VideoR3d18.build(R3d18Config(), clip_feature()).eval()
 
 
 def r3d18_layout() -> list[tuple[str, tuple[int, ...]]]:
@@ -70,7 +70,7 @@ def r3d18_layout() -> list[tuple[str, tuple[int, ...]]]:
 def test_registered_names_and_modality():
     for name, cls in [("r3d18", VideoR3d18), ("cnn3d", VideoCnn3d), ("hf_video", VideoHf)]:
         assert ENCODERS[name] is cls and cls.modalities == ("video",) and cls.Config().name == name
-        assert cls.Config().out_dim == 128
+        assert cls.Config().projection.out_dim == 128
         assert all(field.description for key, field in cls.Config.model_fields.items() if key != "name"), name
 
 
@@ -104,14 +104,14 @@ def test_r3d18_loads_a_torchvision_weights_file(r3d, tmp_path, suffix):
     else:
         torch.save(state, file)
     torch.manual_seed(1)  # different random weights before loading
-    loaded = VideoR3d18(R3d18Config(weights=str(file)), clip_feature())
+    loaded = VideoR3d18.build(R3d18Config(weights=str(file)), clip_feature())
     loaded.project.load_state_dict(r3d.project.state_dict())
     loaded.eval()
     for key, value in state.items():
         assert torch.equal(loaded.backbone.state_dict()[key], value), key
     batch = batch_of(clip_feature())
     with torch.no_grad():
-        assert torch.equal(loaded(batch), r3d(batch))
+        assert torch.equal(loaded.encode(batch)[0], r3d.encode(batch)[0])
 
 
 def test_r3d18_weights_that_do_not_fit_name_the_problem(r3d, tmp_path):
@@ -143,9 +143,9 @@ def first_conv(encoder) -> torch.nn.Parameter:
 
 
 BUILDS = {
-    "r3d18": lambda feature, **kw: VideoR3d18(R3d18Config(**kw), feature),
-    "cnn3d": lambda feature, **kw: VideoCnn3d(Cnn3dConfig(channels=[4, 8], **kw), feature),
-    "hf_video": lambda feature, **kw: VideoHf(HfVideoConfig(overrides=TINY, **kw), feature),
+    "r3d18": lambda feature, **kw: VideoR3d18.build(R3d18Config(**kw), feature),
+    "cnn3d": lambda feature, **kw: VideoCnn3d.build(Cnn3dConfig(channels=[4, 8], **kw), feature),
+    "hf_video": lambda feature, **kw: VideoHf.build(HfVideoConfig(overrides=TINY, **kw), feature),
 }
 
 
@@ -153,7 +153,7 @@ BUILDS = {
 def test_forward_shape_and_gradients(name):
     feature = clip_feature(frames=4)
     encoder = BUILDS[name](feature, out_dim=24)
-    out = encoder(batch_of(feature))
+    out, _ = encoder.encode(batch_of(feature))
     assert encoder.out_dim == 24 and out.shape == (2, 24) and torch.isfinite(out).all()
     out.sum().backward()
     grad = first_conv(encoder).grad
@@ -163,29 +163,23 @@ def test_forward_shape_and_gradients(name):
 @pytest.mark.parametrize("frames, size, channels", [(1, (8, 8), 3), (3, (5, 7), 1), (8, (32, 32), 3)])
 def test_small_clips_any_shape(frames, size, channels):
     feature = clip_feature(channels=channels, frames=frames, size=size)
-    for encoder in (VideoCnn3d(Cnn3dConfig(channels=[4, 4, 4, 4]), feature), VideoR3d18(R3d18Config(), feature)):
-        assert encoder.eval()(batch_of(feature)).shape == (2, 128)
+    for encoder in (VideoCnn3d.build(Cnn3dConfig(channels=[4, 4, 4, 4]), feature), VideoR3d18.build(R3d18Config(), feature)):
+        assert encoder.eval().encode(batch_of(feature))[0].shape == (2, 128)
 
 
 @pytest.mark.parametrize("name", BUILDS)
-def test_freeze_keeps_eval_mode_and_weights(name):
+def test_freeze_keeps_the_backbone_in_eval_mode_and_trains_the_projection(name):
+    from tests.test_freezing import assert_backbone_frozen_projection_trains
+
     feature = clip_feature(frames=4)
-    encoder = BUILDS[name](feature, freeze=True)
-    encoder.freeze()  # what the model does for `freeze: true`
-    parent = torch.nn.Sequential(encoder, torch.nn.Linear(encoder.out_dim, 1))
-    parent.train()
-    assert parent.training and not any(m.training for m in encoder.modules())
-    assert not any(p.requires_grad for p in encoder.parameters())
-    before = {k: v.clone() for k, v in encoder.state_dict().items()}
-    parent[1](encoder(batch_of(feature))).sum().backward()
-    assert all(torch.equal(before[k], v) for k, v in encoder.state_dict().items())  # batch-norm statistics too
+    assert_backbone_frozen_projection_trains(BUILDS[name](feature, freeze=True), batch_of(feature))
 
 
 def test_hf_video_takes_its_shape_from_the_input_and_checks_overrides():
-    encoder = VideoHf(HfVideoConfig(overrides={**TINY, "tubelet_size": 2}), clip_feature(frames=4, size=(32, 48)))
+    encoder = VideoHf.build(HfVideoConfig(overrides={**TINY, "tubelet_size": 2}), clip_feature(frames=4, size=(32, 48)))
     config = encoder.model.config
     assert (config.num_frames, tuple(config.image_size), config.num_channels) == (4, (32, 48), 3)
-    assert encoder(batch_of(clip_feature(frames=4, size=(32, 48)))).shape == (2, 128)
+    assert encoder.encode(batch_of(clip_feature(frames=4, size=(32, 48))))[0].shape == (2, 128)
     with pytest.raises(PlaitError, match=r"inputs\.clip\.frames: 5 is not a multiple of the model's tubelet_size \(2\)"):
         VideoHf(HfVideoConfig(overrides=TINY), clip_feature(frames=5))
     with pytest.raises(ValidationError, match="hiden_size: not a key of VideoMAEConfig; did you mean hidden_size?"):
@@ -205,7 +199,7 @@ def test_hf_video_loads_a_local_folder(tmp_path):
     batch = batch_of(clip_feature(frames=4))
     tokens = saved(pixel_values=batch["value"].permute(0, 2, 1, 3, 4)).last_hidden_state
     with torch.no_grad():
-        assert torch.allclose(encoder(batch), encoder.project(encoder.norm(tokens.mean(1))), atol=1e-6)
+        assert torch.allclose(encoder(batch), encoder.norm(tokens.mean(1)), atol=1e-6)
     with pytest.raises(PlaitError, match=r"inputs\.clip\.frames: the model takes 4 frames, the input gives 8"):
         VideoHf(HfVideoConfig(path=str(tmp_path / "videomae")), clip_feature(frames=8))
     with pytest.raises(PlaitError, match=r"inputs\.clip\.size"):
@@ -219,7 +213,7 @@ def test_hf_video_loads_a_local_folder(tmp_path):
 
 def test_out_dim_null_gives_the_backbones_own_features_unprojected():
     feature = clip_feature()
-    encoder = VideoR3d18(R3d18Config(out_dim=None), feature).eval()
+    encoder = VideoR3d18.build(R3d18Config(out_dim=None), feature).eval()
     batch = batch_of(feature)
-    assert encoder.out_dim == 512
-    assert torch.equal(encoder(batch), encoder.backbone.features(batch["value"]))
+    assert encoder.out_dim == 512 and "project" not in dict(encoder.named_children())
+    assert torch.equal(encoder.encode(batch)[0], encoder.backbone.features(batch["value"]))

@@ -19,6 +19,7 @@ from pydantic_core import PydanticUndefined
 
 from plait.config import Config
 from plait.errors import PlaitError
+from plait.schema import PROJECTION_DESCRIPTION, Projection
 import plait.settings as settings
 
 START = "<!-- config-reference:start -->"
@@ -110,8 +111,9 @@ def key_table(model: type[BaseModel]) -> str:
 
 
 def _registered() -> tuple:
-    """Section classes that have their own headings (one per registered component), not nested `see below`s."""
-    return (*settings.ENCODERS, *settings.FUSIONS, *settings.INPUTS, *settings.OUTPUTS)
+    """Section classes that have their own headings (one per registered component, and the projection every encoder
+    shares), not nested `see below`s."""
+    return (*settings.ENCODERS, *settings.FUSIONS, *settings.INPUTS, *settings.OUTPUTS, Projection)
 
 
 def _nested(tp: Any) -> list[type[BaseModel]]:
@@ -145,6 +147,7 @@ def config_reference() -> str:
     parts = _sections(Config, "### Top-level keys", "", 4)
     inputs = _inputs_by_type()
     parts.append("### Inputs\n\nEach item of `inputs` picks a feature type with `type`, and an encoder with `encoder: {name: ...}`.")
+    parts += ["#### `inputs[].encoder.projection`, on every encoder", " ".join(PROJECTION_DESCRIPTION.split()), key_table(Projection)]
     for feature in settings.INPUTS:
         name = settings.name_of(feature)
         parts += _sections(inputs.get(name, feature), f"#### `inputs[]` with `type: {name}`", "inputs[]", 5)

@@ -10,7 +10,7 @@ import difflib
 import re
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
 
@@ -71,20 +71,70 @@ INIT_DESCRIPTION = (
     "`xavier_uniform` or `kaiming_normal` (recurrent-to-recurrent weights orthogonal, as Keras does) or `orthogonal`; "
     "biases start at zero. Drawn with train.seed."
 )
+Activation = Literal["relu", "gelu", "tanh", "leaky_relu", "elu", "silu"]
+
+
+class Projection(Section):
+    """Linear → activation → Dropout from an encoder's own features to the vector fusion gets; it trains even when the
+    encoder is frozen."""
+
+    out_dim: PositiveInt = Field(description="Width of the encoder's output vector.")
+    activation: Activation | Literal["none"] = Field("relu", description="Activation after the Linear (`none`: a plain Linear).")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the output vector, in training.")
+
+
+PROJECTION_DESCRIPTION = (
+    "`{out_dim, activation, dropout}` on any encoder: a Linear from the encoder's own features to `out_dim`, then the "
+    "activation and dropout. It trains even with `freeze: true`, which fixes only the encoder's own weights. Each "
+    "encoder's default is in its table (null: its features go to fusion as they are); keys left out of a block keep "
+    "that default, else `relu` and 0. `out_dim: N` beside `name` is short for `projection: {out_dim: N}`, and "
+    "`out_dim: null` for `projection: null`."
+)
+
+
+def projection_field(out_dim: int | None = None, **keys) -> Any:
+    """The `projection` key of an encoder whose default is `{out_dim, **keys}` (None: no projection)."""
+    default = None if out_dim is None else {"out_dim": out_dim, **keys}
+    return Field(default, validate_default=True, description="Linear → activation → dropout to `out_dim` after the "
+                 "encoder (see `inputs[].encoder.projection`; `out_dim: N` is short for it); null: none.")
 
 
 class EncoderBase(Section):
     """Keys every encoder shares."""
 
-    freeze: bool = Field(False, description="Keep this encoder's weights fixed during training.")
-    cache_embeddings: bool = Field(
-        False,
-        description="With `freeze: true`: compute this encoder's output once per row, keep it in the preprocessing "
-        "cache, and train only the rest of the model (later epochs and runs skip the encoder). Needs the input's "
-        "augmentation off.",
+    freeze: bool = Field(
+        False, description="Keep the encoder's own weights (its backbone) fixed; its `projection` still trains."
     )
-
+    cache_embeddings: bool | None = Field(
+        None,
+        description="With `freeze: true`: compute the frozen backbone's output once per row, keep it in the "
+        "preprocessing cache, and train only the rest of the model (the projection included), so later epochs and runs "
+        "skip the backbone. null: on for a frozen encoder wherever that is exact: its input has no augmentation and no "
+        "caption decoder attends to its tokens (those are kept in float16, so `true` there trades exactness for speed).",
+    )
+    projection: Projection | None = projection_field()
     init: Initialisation = Field("default", description=INIT_DESCRIPTION)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _out_dim_is_short_for_projection(cls, data: Any) -> Any:
+        """`out_dim: N` → `projection: {out_dim: N}` merged over the encoder's default projection; a partial
+        `projection` block is merged over that default too."""
+        if not isinstance(data, dict) or ("out_dim" not in data and not isinstance(data.get("projection"), dict)):
+            return data
+        data = dict(data)
+        default = cls.model_fields["projection"].default or {}
+        if "out_dim" in data:
+            out_dim = data.pop("out_dim")
+            block = data.get("projection")
+            if block is not None and (out_dim is None or not isinstance(block, dict) or "out_dim" in block):
+                raise PydanticCustomError("out_dim_twice", "give out_dim or projection.out_dim, not both")
+            if out_dim is None:
+                data["projection"] = None
+                return data
+            data["projection"] = {**(block or {}), "out_dim": out_dim}
+        data["projection"] = {**default, **data["projection"]}
+        return data
 
     @model_validator(mode="after")
     def _cache_needs_freeze(self):
@@ -92,11 +142,15 @@ class EncoderBase(Section):
             raise ValueError("cache_embeddings needs freeze: true (a trained encoder's output changes every step)")
         return self
 
+    @property
+    def pretrained(self) -> str | None:
+        """Where the encoder loads pretrained weights from (`path` or `weights`), if anywhere."""
+        return getattr(self, "path", None) or getattr(self, "weights", None)
+
     @model_validator(mode="after")
     def _init_keeps_pretrained_weights(self):
-        loaded = getattr(self, "path", None) or getattr(self, "weights", None)
-        if self.init != "default" and loaded:
-            raise ValueError(f"init: {self.init} would overwrite the pretrained weights it loads from {loaded}")
+        if self.init != "default" and self.pretrained:
+            raise ValueError(f"init: {self.init} would overwrite the pretrained weights it loads from {self.pretrained}")
         return self
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from plait.errors import PlaitError
 from plait.models.init import initialise
 from plait.models.late import LateHead
 from plait.registry import ENCODERS, FUSIONS
@@ -23,7 +24,7 @@ class MultimodalModel(nn.Module):
         super().__init__()
         self.encoders = nn.ModuleDict()
         for spec in config.inputs:
-            encoder = ENCODERS.get_or_fail(spec.encoder.name)(spec.encoder, features[spec.name])
+            encoder = ENCODERS.get_or_fail(spec.encoder.name).build(spec.encoder, features[spec.name])
             initialise(encoder, spec.encoder.init)
             if spec.encoder.freeze:
                 encoder.freeze()
@@ -53,15 +54,14 @@ class MultimodalModel(nn.Module):
             if name in drop or not present.any():
                 vectors[name], tokens[name] = missing, missing[:, None]  # the encoder is not run at all
                 continue
-            if "embedding" in inputs[name]:  # a frozen encoder's output, computed once (models/frozen.py)
-                vector, sequence = inputs[name]["embedding"], inputs[name].get("tokens")
+            if "embedding" in inputs[name]:  # a frozen backbone's output, computed once (models/frozen.py)
+                vector, sequence = encoder.projected(inputs[name]["embedding"], inputs[name].get("tokens") if with_tokens else None)
             else:
-                with torch.set_grad_enabled(torch.is_grad_enabled() and not encoder.frozen):
-                    vector, sequence = encoder.encode_tokens(inputs[name]) if with_tokens else (encoder(inputs[name]), None)
+                vector, sequence = encoder.encode(inputs[name], with_tokens)
             missing = missing.to(vector.dtype)
             vectors[name] = torch.where(present[:, None], vector, missing)
             if with_tokens:
-                tokens[name] = torch.where(present[:, None, None], sequence.to(vector.dtype), missing[:, None])
+                tokens[name] = torch.where(present[:, None, None], sequence, missing[:, None])
         return vectors, tokens
 
     def forward(self, inputs: dict, drop: frozenset[str] = frozenset(), targets: dict | None = None) -> dict[str, torch.Tensor]:
@@ -90,6 +90,15 @@ class MultimodalModel(nn.Module):
         """Token ids written by the head of `output` for each row (options: beam_size, length_penalty, max_length)."""
         vectors, tokens = self.encode(inputs, drop, with_tokens=True)
         return self.heads[output].generate(self.fusion(vectors), tokens, **options)
+
+
+def require_trainable(model: MultimodalModel) -> None:
+    """Refuse a model whose only trainable weights are the missing-value vectors: training would change nothing else."""
+    if not any(p.requires_grad for name, p in model.named_parameters() if not name.startswith("missing.")):
+        frozen = [name for name, encoder in model.encoders.items() if encoder.frozen]
+        raise PlaitError(f"nothing in this model trains: the encoders of {', '.join(frozen) or 'no input'} are frozen with no "
+                         "`projection`, and the fusion and heads have no weights; give a frozen encoder a projection "
+                         "(`out_dim: 128`), unfreeze one, or add fusion `hidden` layers")
 
 
 def parameter_table(model: MultimodalModel, settings: dict[str, list[str]] | None = None) -> list[list]:

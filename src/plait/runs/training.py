@@ -12,8 +12,8 @@ from plait.data.cache_folder import summarise
 from plait.data.dataset import write_skipped
 from plait.data.tally import print_tallies, skipped_line
 from plait.errors import PlaitError
-from plait.models.frozen import embedded_inputs
-from plait.models.model import parameter_table
+from plait.models.frozen import embedded_inputs, frozen_notes
+from plait.models.model import parameter_table, require_trainable
 from plait.runs.final import finish
 from plait.runs.resume import (announce_resume, check_overrides, init_source, resume_checkpoint, resume_plan,
                                 warm_start)
@@ -104,9 +104,11 @@ def _train(run: Run, source: Path | None, init_from: Path | None) -> None:
         warm_start(model, init_from, run.folder, write=world.is_main)
     print_table("parameters", ["component", "trainable", "frozen", "lr", "weight decay"],
                 parameter_table(model, component_settings(model, config.train.optimizer)))
-    for name, encoder in model.encoders.items():
-        for note in encoder.notes():
-            say(f"[yellow]inputs.{name}.encoder: {note}[/yellow]")
+    require_trainable(model)
+    for spec in config.inputs:
+        encoder = model.encoders[spec.name]
+        for note in encoder.notes() + frozen_notes(spec, encoder, warm_started=init_from is not None):
+            say(f"[yellow]inputs.{spec.name}.encoder: {note}[/yellow]")
     run.embed_frozen(splits)
     tracker = NullTracker()
     if world.is_main:

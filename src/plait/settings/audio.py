@@ -8,8 +8,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, PositiveFloat, PositiveInt, field_validator, model_validator
 
-from plait.schema import EncoderBase, InputBase, check_transformers_overrides
-from plait.settings.video import OUT_DIM, PRETRAINED_OUT_DIM
+from plait.schema import EncoderBase, InputBase, Projection, check_transformers_overrides, projection_field
 
 
 class AudioSettings(InputBase):
@@ -77,8 +76,7 @@ class Conv1dConfig(EncoderBase):
     kernel_size: PositiveInt = Field(
         3, description="Time steps each convolution sees; odd, so it is centred (zero-padded by kernel_size // 2 each side)."
     )
-    dropout: float = Field(0.2, ge=0, lt=1, description="Dropout on the output vector.")
-    out_dim: PositiveInt = OUT_DIM
+    projection: Projection | None = projection_field(128, dropout=0.2)
 
     @field_validator("kernel_size")
     @classmethod
@@ -103,7 +101,7 @@ class HfAudioConfig(EncoderBase):
         "num_attention_heads: 2, intermediate_size: 128}. Without `path` they shape a randomly initialised model; "
         "with it they change the loaded config (e.g. dropout). `num_mel_bins` and `max_length` come from the input.",
     )
-    out_dim: PositiveInt | None = PRETRAINED_OUT_DIM
+    projection: Projection | None = projection_field(128)
 
     @field_validator("overrides")
     @classmethod

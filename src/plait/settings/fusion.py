@@ -7,9 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from plait.schema import INIT_DESCRIPTION, Initialisation, Section
-
-Activation = Literal["relu", "gelu", "tanh", "leaky_relu", "elu", "silu"]
+from plait.schema import INIT_DESCRIPTION, Activation, Initialisation, Section
 
 
 class MlpKeys(Section):

@@ -7,8 +7,7 @@ from typing import Literal
 
 from pydantic import Field, PositiveInt
 
-from plait.schema import INIT_DESCRIPTION, Initialisation, OutputBase, Section
-from plait.settings.fusion import Activation
+from plait.schema import INIT_DESCRIPTION, Activation, Initialisation, OutputBase, Section
 
 
 class HeadKeys(Section):

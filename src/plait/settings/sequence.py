@@ -78,9 +78,6 @@ class LstmConfig(RecurrentKeys):
     modalities: ClassVar[tuple[str, ...]] = ("sequence",)  # the input types it reads
     name: Literal["lstm"] = "lstm"
     dropout: float = Field(0.0, ge=0, lt=1, description="Dropout between stacked recurrent layers (needs layers > 1).")
-    out_dim: PositiveInt | None = Field(
-        None, description="Project the pooled vector to this size with Linear + ReLU; null: hidden × (2 if bidirectional)."
-    )
 
 
 class CnnLstmConfig(RecurrentKeys):

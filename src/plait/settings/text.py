@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, model_validator
 
 from plait.schema import EncoderBase, InputBase
 
@@ -64,9 +64,4 @@ class HfConfig(EncoderBase):
         "mean", description="`mean`: average of the last hidden states over real tokens. `cls`: the first token's. "
         "`pooler`: the model's pooled output (BERT's `pooler_output`: the first token through its trained dense + tanh "
         "layer), as pipelines built on `BertModel(...).pooler_output` use it.",
-    )
-    out_dim: PositiveInt | None = Field(
-        None,
-        description="Project the pooled vector to this size (Linear + ReLU), e.g. 128 to match other encoders. null: "
-        "the model's hidden size, unprojected: the choice for a frozen model (`freeze` also fixes the projection).",
     )

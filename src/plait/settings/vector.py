@@ -7,8 +7,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, PositiveInt
 
-from plait.settings.fusion import Activation
-from plait.schema import EncoderBase, InputBase
+from plait.schema import Activation, EncoderBase, InputBase
 
 
 class VectorSettings(InputBase):
@@ -30,18 +29,8 @@ class VectorMlpConfig(EncoderBase):
     modalities: ClassVar[tuple[str, ...]] = ("vector",)  # the input types it reads
     name: Literal["vector_mlp"] = "vector_mlp"
     hidden: list[PositiveInt] = Field(
-        [64], description="Width of each hidden layer (Linear → activation → dropout). `[]` with no `out_dim`: the "
-        "vector goes to fusion as it is (after `normalize`).",
+        [64], description="Width of each hidden layer (Linear → activation → dropout). `[]` with no `projection`: "
+        "the vector goes to fusion as it is (after `normalize`).",
     )
     activation: Activation = Field("relu", description="Activation after each layer.")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout after each layer's activation.")
-    out_dim: int | None = Field(
-        None, ge=1,
-        description="Width of a last layer (Linear → activation → dropout) after the hidden ones. null: the output is "
-        "the last hidden layer's (or the vector itself when `hidden` is empty).",
-    )
-
-    @property
-    def widths(self) -> list[int]:
-        """Every layer's width, in order."""
-        return [*self.hidden, *([self.out_dim] if self.out_dim else [])]

@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, PositiveFloat, PositiveInt, field_validator
 
-from plait.schema import EncoderBase, InputBase, check_transformers_overrides
+from plait.schema import EncoderBase, InputBase, Projection, check_transformers_overrides, projection_field
 from plait.settings.image import FlipCropJitter, PixelSize, check_per_channel
 
 
@@ -57,21 +57,10 @@ class VideoSettings(InputBase):
         return check_per_channel(value)
 
 
-OUT_DIM = Field(128, description="Size of the encoder's output vector (a Linear + ReLU projection of its pooled features).")
-
-
-PRETRAINED_OUT_DIM = Field(
-    128,
-    description="Size of the encoder's output vector (a Linear + ReLU projection of its pooled features). null: the "
-    "backbone's own pooled features, unprojected: the choice for a frozen pretrained backbone (`freeze` also fixes the "
-    "projection, which would then stay random), especially with `cache_embeddings`.",
-)
-
-
 class R3d18Config(EncoderBase):
     modalities: ClassVar[tuple[str, ...]] = ("video",)  # the input types it reads
     name: Literal["r3d18"] = "r3d18"
-    out_dim: PositiveInt | None = PRETRAINED_OUT_DIM
+    projection: Projection | None = projection_field(128)
     weights: str | None = Field(
         None,
         description="Local file of torchvision `r3d_18` weights (`.pth` / `.pt` state dict, or `.safetensors`), e.g. "
@@ -93,9 +82,9 @@ class Cnn3dConfig(EncoderBase):
         [16, 32, 64],
         min_length=1,
         description="Width of each block (3×3×3 conv, batch norm, ReLU, 2×2×2 max pool; time is pooled only while "
-        "more than one frame is left); the last block is averaged over time and space and projected to `out_dim`.",
+        "more than one frame is left); the last block is averaged over time and space.",
     )
-    out_dim: PositiveInt = OUT_DIM
+    projection: Projection | None = projection_field(128)
 
 
 class HfVideoConfig(EncoderBase):
@@ -114,7 +103,7 @@ class HfVideoConfig(EncoderBase):
         "initialised model; with it they change the loaded config (e.g. dropout). `num_frames`, `image_size` and "
         "`num_channels` come from the input.",
     )
-    out_dim: PositiveInt | None = PRETRAINED_OUT_DIM
+    projection: Projection | None = projection_field(128)
 
     @field_validator("overrides")
     @classmethod

@@ -3,7 +3,7 @@ Transformer (AST) loaded from a local folder or built with random weights.
 
 Each reads the batch made by the audio feature (`value`: float [N, n_mels, F] log-mel spectrogram, already
 normalised; frames at or after `length` are zeros) and the fitted feature's `n_mels` and `frames` (F, the most a
-clip has). Each projects to `out_dim` with Linear + ReLU, like the other encoders.
+clip has).
 
 A pretrained AST was trained on Kaldi filterbanks normalised with its own mean and std; the input's log-mels are
 close but not the same, so expect to fine-tune rather than freeze it.
@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from plait.errors import PlaitError
-from plait.models.encoders.base import Encoder, projection
+from plait.models.encoders.base import Encoder
 from plait.models.encoders.hf import hf_model
 from plait.registry import ENCODERS
 from plait.settings.audio import Conv1dConfig, HfAudioConfig
@@ -41,13 +41,12 @@ class AudioConv1d(Encoder):
         # ceil_mode: the last odd frame is kept (a window of one), so a clip's output never depends on padding after it
         self.pool = nn.MaxPool1d(2, ceil_mode=True)
         self.block2 = nn.Sequential(nn.Conv1d(c1, c2, k, padding=k // 2), nn.BatchNorm1d(c2), nn.ReLU())
-        self.project = nn.Sequential(nn.Linear(c2, config.out_dim), nn.ReLU(), nn.Dropout(config.dropout))
-        self.out_dim = config.out_dim
+        self.out_dim = c2
 
     def forward(self, batch):
         x, length = batch["value"], batch.get("length")
         if length is None:
-            return self.project(self.block2(self.pool(self.block1(x))).mean(-1))
+            return self.block2(self.pool(self.block1(x))).mean(-1)
         # Zero the padding after each block, as the convolutions' own zero padding would be for the clip alone;
         # after ReLU every value is >= 0, so a zero never wins a max-pool window over a real frame.
         mask = time_mask(length, x.shape[-1])
@@ -55,7 +54,7 @@ class AudioConv1d(Encoder):
         length = (length + 1) // 2
         mask = time_mask(length, x.shape[-1])
         x = self.block2(x) * mask
-        return self.project(x.sum(-1) / length.clamp(min=1)[:, None].to(x.dtype))
+        return x.sum(-1) / length.clamp(min=1)[:, None].to(x.dtype)
 
 
 def check_patches(feature, patch_size: int) -> None:
@@ -83,7 +82,7 @@ class AudioHf(Encoder):
             bins = self.model.config.num_mel_bins
             raise PlaitError(f"inputs.{feature.spec.name}.n_mels: the model takes {bins} mel bins, the input gives {feature.n_mels}")
         self.max_length = self.model.config.max_length
-        self.project, self.out_dim = projection(self.model.config.hidden_size, config.out_dim)
+        self.out_dim = self.model.config.hidden_size
 
     def forward(self, batch):
         spectrogram = batch["value"].transpose(1, 2)  # [N, mel, F] → AST's [N, time, mel]
@@ -92,4 +91,4 @@ class AudioHf(Encoder):
             spectrogram = spectrogram[:, : self.max_length]
         elif steps < self.max_length:
             spectrogram = F.pad(spectrogram, (0, 0, 0, self.max_length - steps))
-        return self.project(self.model(input_values=spectrogram).pooler_output)
+        return self.model(input_values=spectrogram).pooler_output

@@ -1,7 +1,7 @@
 """What the Hugging Face encoders (`hf`, `hf_image`, `hf_audio`, `hf_video`) share: a transformers model loaded
 from a local folder (never downloaded), or, when the config names no folder, built with random weights from the
-config's `overrides` and the shape the input fixes. Each encoder then checks the model against its input and
-projects the model's hidden size to `out_dim`."""
+config's `overrides` and the shape the input fixes. Each encoder then checks the model against its input; its
+pooled output goes to the encoder's `projection`."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from plait.errors import PlaitError
-from plait.models.encoders.base import Encoder, projection
+from plait.models.encoders.base import Encoder
 from plait.models.layers import mlp
 from plait.registry import ENCODERS
 from plait.settings.sequence import POSITION_CHANNELS, CnnLstmConfig, LstmConfig, RecurrentKeys
@@ -93,11 +93,11 @@ class SequenceLstm(Encoder):
         super().__init__()
         self.steps = StepInput(config, feature)
         self.recurrence = Recurrence(config, self.steps.channels, config.dropout)
-        self.project, self.out_dim = projection(self.recurrence.out_dim, config.out_dim)
+        self.out_dim = self.recurrence.out_dim
 
     def forward(self, batch):
         length = batch["length"]
-        return self.project(self.recurrence(self.steps(batch["value"], length), length))
+        return self.recurrence(self.steps(batch["value"], length), length)
 
 
 def steps_after(layer: nn.Module, steps):

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from plait.errors import PlaitError
-from plait.models.encoders.base import Encoder, projection
+from plait.models.encoders.base import Encoder
 from plait.models.encoders.hf import load_hf
 from plait.registry import ENCODERS
 from plait.settings.text import BagConfig, HfConfig, TransformerConfig
@@ -99,14 +99,13 @@ class TextHf(Encoder):
         if self.pooling == "pooler" and getattr(self.model, "pooler", None) is None:
             raise PlaitError(f"inputs.{feature.spec.name}.encoder.pooling: the model in {config.path} has no pooled output "
                              "(no `pooler`); use `cls` or `mean`")
-        hidden = self.model.config.hidden_size
-        self.project, self.out_dim = projection(hidden, config.out_dim)
+        self.out_dim = self.model.config.hidden_size
 
     def forward(self, batch):
         mask = batch["attention_mask"]
         output = self.model(input_ids=batch["ids"], attention_mask=attendable(mask).long())
         hidden = output.last_hidden_state
         if self.pooling == "mean":
-            return self.project(masked_mean(hidden, mask))
+            return masked_mean(hidden, mask)
         first = output.pooler_output if self.pooling == "pooler" else hidden[:, 0]
-        return self.project(first * mask.any(1, keepdim=True).to(hidden.dtype))  # a missing row: zeros
+        return first * mask.any(1, keepdim=True).to(hidden.dtype)  # a missing row: zeros

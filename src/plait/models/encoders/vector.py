@@ -15,7 +15,7 @@ class VectorMlp(Encoder):
 
     def __init__(self, config: VectorMlpConfig, feature):
         super().__init__()
-        self.net, self.out_dim = mlp(feature.dim, config.widths, config.dropout, config.activation)
+        self.net, self.out_dim = mlp(feature.dim, config.hidden, config.dropout, config.activation)
 
     def forward(self, batch):
         return self.net(batch["value"])

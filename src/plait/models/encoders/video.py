@@ -2,9 +2,9 @@
 from scratch, or a Hugging Face VideoMAE loaded from a local folder or built with random weights.
 
 Each reads the batch made by the video feature (`value`: float [N, C, T, H, W], already normalised; frames at or
-after `length` are zeros) and the fitted feature's `channels`, `frames` (T) and `size` (H, W). Each projects its
-pooled vector to `out_dim` with Linear + ReLU, like the text encoder's projection. Padded frames are averaged in
-like real ones (as torchvision does); a short clip's trailing zeros are part of what the model learns to read.
+after `length` are zeros) and the fitted feature's `channels`, `frames` (T) and `size` (H, W), and gives one pooled vector
+per clip (`projection` maps it to `out_dim`). Padded frames are averaged in like real ones (as torchvision does); a
+short clip's trailing zeros are part of what the model learns to read.
 
 For torchvision's Kinetics-400 weights, set the input's mean / std to [0.43216, 0.394666, 0.37645] /
 [0.22803, 0.22145, 0.216989].
@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from plait.errors import PlaitError
-from plait.models.encoders.base import Encoder, projection
+from plait.models.encoders.base import Encoder
 from plait.models.encoders.hf import hf_model, square_or_pair
 from plait.registry import ENCODERS
 from plait.settings.video import Cnn3dConfig, HfVideoConfig, R3d18Config
@@ -128,10 +128,10 @@ class VideoR3d18(Encoder):
         self.backbone = R3D18(feature.channels)
         if config.weights is not None:
             load_weights(self.backbone, config.weights)
-        self.project, self.out_dim = projection(512, config.out_dim)
+        self.out_dim = 512
 
     def forward(self, batch):
-        return self.project(self.backbone.features(batch["value"]))
+        return self.backbone.features(batch["value"])
 
 
 # ---- small 3-D CNN -------------------------------------------------------------------------------------------
@@ -152,8 +152,8 @@ class VideoCnn3d(Encoder):
             layers += [nn.Conv3d(width_in, width, 3, padding=1), nn.BatchNorm3d(width), nn.ReLU(),
                        nn.MaxPool3d((time, 2, 2), ceil_mode=True)]
             width_in, frames = width, -(-frames // time)
-        self.net = nn.Sequential(*layers, nn.AdaptiveAvgPool3d(1), nn.Flatten(), nn.Linear(width_in, config.out_dim), nn.ReLU())
-        self.out_dim = config.out_dim
+        self.net = nn.Sequential(*layers, nn.AdaptiveAvgPool3d(1), nn.Flatten())
+        self.out_dim = width_in
 
     def forward(self, batch):
         return self.net(batch["value"])
@@ -181,10 +181,9 @@ class VideoHf(Encoder):
         self.model = hf_model(config, VideoMAEConfig, VideoMAEModel, {"videomae"}, shape,
                               check=lambda model_config: check_tubelets(feature, model_config.tubelet_size))
         self._check_shape(feature)
-        hidden = self.model.config.hidden_size
+        self.out_dim = hidden = self.model.config.hidden_size
         # use_mean_pooling models end without a layer norm: VideoMAE's classifier norms the mean (its fc_norm)
         self.norm = nn.LayerNorm(hidden, eps=self.model.config.layer_norm_eps) if self.model.layernorm is None else nn.Identity()
-        self.project, self.out_dim = projection(hidden, config.out_dim)
 
     def _check_shape(self, feature) -> None:
         model, name = self.model.config, feature.spec.name
@@ -203,4 +202,4 @@ class VideoHf(Encoder):
     def forward(self, batch):
         pixels = batch["value"].permute(0, 2, 1, 3, 4)  # [N, C, T, H, W] → VideoMAE's [N, T, C, H, W]
         hidden = self.model(pixel_values=pixels).last_hidden_state  # no CLS token: every token is a tubelet
-        return self.project(self.norm(hidden.mean(1)))
+        return self.norm(hidden.mean(1))
