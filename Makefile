@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install lock demo test test-fast bench docs clean
+.PHONY: install lock demo serve-demo test test-fast bench docs clean
 
 install: $(STAMP)
 
@@ -28,6 +28,10 @@ lock:
 
 demo: $(STAMP)
 	$(BIN)/plait demo --folder demo-runs/$$(date +%Y%m%d-%H%M%S)
+
+# the newest `make demo` run behind `plait serve`: open http://127.0.0.1:8000/
+serve-demo: $(STAMP)
+	$(BIN)/plait serve $$(ls -d demo-runs/*/run | tail -1)
 
 # one worker per core (pytest-xdist), a test file per worker at a time so module fixtures are built once
 test: $(STAMP)

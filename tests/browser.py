@@ -39,7 +39,7 @@ QUIET_OFFLINE_FLAGS = (
     "--disable-features=Translate,MediaRouter,OptimizationHints,AutofillServerCommunication",
     "--password-store=basic", "--use-mock-keychain", "--force-color-profile=srgb",
     # no DNS: a host name never resolves, so a stray https://cdn... request fails at once instead of going out
-    "--host-resolver-rules=MAP * ~NOTFOUND",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",  # a server a test started on loopback still answers
 )
 
 # Everything the tests look at, gathered in one evaluation after the load event.
@@ -73,6 +73,34 @@ class Page:
     values: list = field(default_factory=list)  # the value of each expression passed to render(evaluate=...)
 
 
+@dataclass
+class Tab:
+    """An open page that a test acts on, as a person would."""
+
+    browser: "Browser"
+    session: str
+
+    def evaluate(self, expression: str):
+        return self.browser.evaluate(expression, self.session)
+
+    def pick_files(self, selector: str, paths: list) -> None:
+        """Choose files in the file input SELECTOR (its change event fires, as when a person picks them)."""
+        root = self.browser.send("DOM.getDocument", {}, self.session)["root"]["nodeId"]
+        node = self.browser.send("DOM.querySelector", {"nodeId": root, "selector": selector}, self.session)["nodeId"]
+        if not node:
+            raise BrowserError(f"no element matches {selector!r}")
+        self.browser.send("DOM.setFileInputFiles", {"nodeId": node, "files": [str(Path(p).resolve()) for p in paths]},
+                          self.session)
+
+    def wait_until(self, expression: str, timeout: float = 30) -> None:
+        """Poll until the JavaScript EXPRESSION is truthy."""
+        deadline = time.monotonic() + timeout
+        while not self.evaluate(expression):
+            if time.monotonic() > deadline:
+                raise BrowserError(f"{expression!r} still false after {timeout} s")
+            time.sleep(0.1)
+
+
 def find_chromium() -> str | None:
     """Path of a Chromium or Chrome binary, or None when none is installed."""
     for name in CHROMIUM_NAMES:
@@ -90,10 +118,11 @@ def external_requests(page: Page) -> list[str]:
 
 
 def render(html_path, screenshot_path, width: int = 1280, height: int = 900, full_page: bool = True,
-           timeout: float = 60, evaluate: tuple[str, ...] | list[str] = ()) -> Page:
-    """Open HTML_PATH in a fresh headless Chromium, write a PNG screenshot and return what the page did."""
+           timeout: float = 60, evaluate: tuple[str, ...] | list[str] = (), act=None) -> Page:
+    """Open HTML_PATH (or an http:// URL) in a fresh headless Chromium, let `act(tab)` use it, write a PNG
+    screenshot and return what the page did."""
     with Browser(timeout=timeout) as browser:
-        return browser.render(html_path, screenshot_path, width, height, full_page, evaluate)
+        return browser.render(html_path, screenshot_path, width, height, full_page, evaluate, act)
 
 
 class Browser:
@@ -181,9 +210,10 @@ class Browser:
         return f"; Chromium's stderr ends:\n{tail}" if tail else ""
 
     def render(self, html_path, screenshot_path, width: int = 1280, height: int = 900, full_page: bool = True,
-               evaluate: tuple[str, ...] | list[str] = ()) -> Page:
-        """Load HTML_PATH in a new tab, wait for its load event, screenshot it and summarise it."""
-        url = Path(html_path).resolve().as_uri()
+               evaluate: tuple[str, ...] | list[str] = (), act=None) -> Page:
+        """Load HTML_PATH (or an http:// URL) in a new tab, wait for its load event, let `act(tab)` use the page (a
+        `Tab`: type, pick files, click, wait), then screenshot it and summarise it."""
+        url = html_path if str(html_path).startswith(("http://", "https://")) else Path(html_path).resolve().as_uri()
         target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
         session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         try:
@@ -196,6 +226,8 @@ class Browser:
             if "errorText" in navigation:
                 raise BrowserError(f"cannot open {url}: {navigation['errorText']}")
             self.wait_for_event("Page.loadEventFired", session)
+            if act is not None:
+                act(Tab(self, session))
             summary = json.loads(self.evaluate(PAGE_SUMMARY_JS, session))
             values = [self.evaluate(expression, session) for expression in evaluate]
             size = self._screenshot(Path(screenshot_path), width, height, full_page, session)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +31,26 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 def private_cache(tmp_path_factory, monkeypatch):
     """Every test gets its own preprocessing cache folder (subprocesses inherit it), never ~/.cache/plait."""
     monkeypatch.setenv("PLAIT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> Path:
+    """The demo recipe (a photo, a note and a reading → one of 8 labels) trained for one epoch on 120 generated rows:
+    a small real run with a media, a text and a number input, for the commands that read runs."""
+    from plait.demo.synthetic import make_demo
+
+    folder = tmp_path_factory.mktemp("demo-run")
+    table = make_demo(folder / "data", rows=120)
+    run_cli("train", ROOT / "recipes" / "demo.yaml", "--set", f"data.table={table}", "--set", "train.epochs=1",
+            "--set", "train.checkpoint_every_steps=null", "--run-dir", folder / "run")
+    return folder / "run"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for a server a test starts)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def run_cli(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:

@@ -14,7 +14,7 @@ import torch
 import yaml
 
 from plait.training.distributed import World, shard, world_from_env
-from tests.conftest import run_cli, tabular_config
+from tests.conftest import free_port, run_cli, tabular_config
 
 
 @pytest.mark.parametrize("env, expected", [
@@ -104,14 +104,6 @@ def test_two_processes_killed_and_resumed_equal_an_uninterrupted_pair(tabular, t
     resumed = load_file(part / "checkpoints" / "last" / "model.safetensors")
     assert whole.keys() == resumed.keys() and all(torch.equal(whole[k], resumed[k]) for k in whole)
     assert losses(tmp_path / "whole") == losses(part)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def trains_like_one_process(config, run_dir, tmp_path) -> None:

@@ -31,6 +31,7 @@ from plait.data import remote
 from plait.data.features.image import ImageFeature, ImageSettings
 from plait.data.tables import read_table
 from plait.errors import BadSample, PlaitError
+from tests.conftest import free_port
 
 AWS_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_REGION",
                  "AWS_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_RETRY_MODE", "AWS_MAX_ATTEMPTS")
@@ -42,12 +43,6 @@ NO_INNER_RETRIES = {"config_kwargs": {"retries": {"total_max_attempts": 1}}}  # 
 def moto_executable() -> str | None:
     beside = Path(sys.executable).parent / "moto_server"
     return str(beside) if beside.exists() else shutil.which("moto_server")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -74,15 +74,22 @@ class Run:
     def load(cls, folder: str | Path, which: str = "best") -> Run:
         """A trained run folder (its `which` checkpoint, or `last` when it has none), or a `plait export` folder."""
         folder = Path(folder)
-        if not (folder / "config.yaml").is_file():
-            raise PlaitError(f"{folder}: not a plait run folder (no config.yaml)")
-        run = cls.start(load_config(folder / "config.yaml"), folder)
-        run.checkpoint = folder if is_export(folder) else chosen_checkpoint(folder, which)
+        config, checkpoint = cls.locate(folder, which)
+        run = cls.start(config, folder)
+        run.checkpoint = checkpoint
         run.preprocessor.load_state_dict(load_preprocessing(run.checkpoint))
         run.build_model()
         load_weights(run.checkpoint, run.model)
         run.model.eval()
         return run
+
+    @staticmethod
+    def locate(folder: Path, which: str = "best") -> tuple[Config, Path]:
+        """The config of a run or export folder and the checkpoint `load` would read, without building anything:
+        the same errors as `load`, in a fraction of the time."""
+        if not (folder / "config.yaml").is_file():
+            raise PlaitError(f"{folder}: not a plait run folder (no config.yaml)")
+        return load_config(folder / "config.yaml"), folder if is_export(folder) else chosen_checkpoint(folder, which)
 
     def join_processes(self) -> None:
         """Join the processes a launcher (torchrun, mpirun) started beside this one (a world of one without one);
