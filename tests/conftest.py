@@ -46,6 +46,19 @@ def demo_run(tmp_path_factory) -> Path:
     return folder / "run"
 
 
+@pytest.fixture(scope="session")
+def indexed_run(tmp_path_factory) -> Path:
+    """A tabular run with an embedding output, trained for one epoch, its training rows indexed (`plait index`)."""
+    folder = tmp_path_factory.mktemp("indexed-run")
+    tabular_rows(160).to_csv(folder / "table.csv", index=False)
+    config = tabular_config(folder / "table.csv", epochs=1)
+    config["outputs"] = [{"name": "kind", "type": "embedding", "column": "label", "dim": 8}]
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    run_cli("train", folder / "config.yaml", "--run-dir", folder / "run")
+    run_cli("index", folder / "run")
+    return folder / "run"
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on now (for a server a test starts)."""
     with socket.socket() as probe:

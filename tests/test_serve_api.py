@@ -211,3 +211,27 @@ def test_jpeg_and_rgba_uploads_decode(serve, demo_run):
         (image if kind == "PNG" else image.convert("RGB")).save(buffer, kind)
         answer = client.post("/v1/predict", files={"photo": (f"p.{kind.lower()}", buffer.getvalue())}, data=FIELDS)
         assert answer.status_code == 200, answer.text
+
+
+def test_neighbours_come_from_the_runs_index_as_plait_search_finds_them(indexed_run, tmp_path):
+    from plait.inference.retrieval import search
+
+    row = {"x": 0.5, "colour": "red", "note": "a bright sunny day number 3"}
+    with TestClient(create_app(ServeSettings(str(indexed_run)))) as client:
+        wait_ready(client)
+        assert client.get("/v1/model").json()["index"] == {"name": "kind_train", "output": "kind", "rows": len(
+            Run.load(indexed_run).encode(["train"])["train"]), "split": "train"}
+        answer = client.post("/v1/predict", params={"neighbours": 4}, json={"rows": [row]})
+        assert answer.status_code == 200, answer.text
+        found = answer.json()["rows"][0]["neighbours"]
+        assert "neighbours" not in client.post("/v1/predict", json={"rows": [row]}).json()["rows"][0]
+    pd.DataFrame([row]).to_csv(tmp_path / "query.csv", index=False)
+    expected = search(indexed_run, str(tmp_path / "query.csv"), k=4)
+    assert [n["rank"] for n in found] == [1, 2, 3, 4] and [n["row"] for n in found] == expected["row"].tolist()
+    assert [n["score"] for n in found] == pytest.approx(expected["score"].tolist(), abs=1e-5)
+    assert {"label", "note"} <= set(found[0])
+
+
+def test_neighbours_without_an_index_is_a_422(serve):
+    answer = serve().post("/v1/predict", params={"neighbours": 3}, json={"rows": [{"photo": None, **FIELDS}]})
+    assert answer.status_code == 422 and answer.json()["field"] == "neighbours" and "plait index" in answer.json()["error"]

@@ -204,3 +204,22 @@ def test_a_person_picks_a_photo_on_the_page_and_sees_the_probabilities(demo_run,
     assert page.console_errors == [] and page.failed_requests == []
     assert all(url.startswith((server.url, "blob:", "data:")) for url in page.requests), page.requests
     assert page.screenshot_size[1] > 300
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(find_chromium() is None, reason="needs Chromium (CI installs Debian's chromium)")
+def test_the_page_of_an_indexed_embedding_run_lists_the_nearest_rows(indexed_run, tmp_path):
+    (tmp_path / "tmp").mkdir()
+
+    def use(tab) -> None:
+        tab.wait_until("document.querySelectorAll('#fields input').length === 3")
+        tab.evaluate("document.getElementById('field-x').value = '0.5'")
+        tab.evaluate("document.getElementById('field-colour').value = 'red'")
+        tab.evaluate("document.getElementById('field-note').value = 'a bright sunny day number 3'")
+        tab.evaluate("document.getElementById('predict').click()")
+        tab.wait_until("!document.getElementById('result').hidden")
+
+    with Server(indexed_run, tmp_path / "tmp") as server:
+        page = render(f"{server.url}/", tmp_path / "page.png", act=use, evaluate=["document.querySelectorAll('#result table tr').length"])
+    assert page.values == [1 + 5]  # a header and the five nearest rows
+    assert "nearest train rows" in page.text and "numbers, length 1.000" in page.text and page.console_errors == []

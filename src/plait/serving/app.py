@@ -35,6 +35,7 @@ from plait.serving.describe import describe
 from plait.serving.fields import Fields, RequestError
 from plait.serving.limits import BodyLimit
 from plait.serving.metrics import ServerMetrics
+from plait.serving.neighbours import Neighbours
 from plait.serving.page import page_html
 from plait.serving.requests import MediaPolicy, encode_request, table_from_form, table_from_json
 
@@ -70,7 +71,8 @@ class Served:
     def __init__(self, settings: ServeSettings):
         self.run = Run.load(settings.source, settings.checkpoint)
         self.fields = Fields(self.run)
-        self.description = describe(self.run, self.fields)
+        self.neighbours = Neighbours.of_run(Path(settings.source))
+        self.description = describe(self.run, self.fields, self.neighbours.describe() if self.neighbours else None)
 
     def predict_rows(self, encoded, options: dict):
         """What `plait predict` writes for these rows (runs on the model's thread)."""
@@ -153,14 +155,21 @@ def create_app(settings: ServeSettings, on_load_failure=stop_this_process) -> Fa
     async def predict(request: Request,
                       beam_size: int | None = Query(None, ge=1, le=16, description="Caption outputs: beams of the search (1: greedy)."),
                       max_length: int | None = Query(None, ge=1, description="Caption outputs: most tokens to write."),
-                      length_penalty: float | None = Query(None, description="Caption outputs: beam search length penalty.")):
+                      length_penalty: float | None = Query(None, description="Caption outputs: beam search length penalty."),
+                      neighbours: int = Query(0, ge=0, le=100, description="With a `plait index` in the run folder: the "
+                                              "nearest indexed rows to add to each row's answer.")):
         served = ready()
+        if neighbours and served.neighbours is None:
+            raise RequestError(422, f"{settings.source} has no index to search: build one with `plait index {settings.source}`",
+                               "neighbours")
         options = {"beam_size": beam_size, "max_length": max_length, "length_penalty": length_penalty}
         request_id = uuid.uuid4().hex
         try:
             frame = await asyncio.wait_for(answer(served, state["batcher"], request, options), settings.timeout_s)
         except TimeoutError:
             raise RequestError(408, f"no answer within {settings.timeout_s:g} s (the server's --timeout)") from None
+        if neighbours:
+            frame = await asyncio.to_thread(served.neighbours.add_to, frame, neighbours)
         records = frame.to_json(orient="records", double_precision=15)  # numbers, lists and NaN as JSON has them
         body = f'{{"request_id": {json.dumps(request_id)}, "rows": {records}}}'
         return Response(body, media_type="application/json", headers={"X-Request-ID": request_id})
