@@ -44,8 +44,8 @@ def assert_usage_error(result, path: tuple, expected: str) -> None:
 
 
 def test_every_command_is_covered():
-    assert {"train", "predict", "evaluate", "validate", "cache info", "cache build", "augment generate", "sagemaker",
-            "compare", "report"} <= set(NAMES)
+    assert {"train", "predict", "evaluate", "validate", "cache info", "cache build", "augment generate", "sagemaker train",
+            "sagemaker deploy", "compare", "report"} <= set(NAMES)
 
 
 @pytest.mark.parametrize("path", [path for path, _ in COMMANDS], ids=NAMES)

@@ -1,12 +1,16 @@
 """The SageMaker entry point run on this machine with the SM_* variables a training job sets, and the job
-definition `plait sagemaker` builds (without AWS, without the SDK)."""
+definition `plait sagemaker train` builds, its source folder holding plait's wheel (without AWS, without the SDK)."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import subprocess
 import sys
+import zipfile
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -19,6 +23,7 @@ from plait.errors import PlaitError
 from plait.sagemaker import (ENTRY_POINT, channel_folder, channel_table, hyperparameters, job_definition,
                              sagemaker_overrides, sagemaker_run_dir, train_in_sagemaker)
 from plait.training.tracking import read_metrics
+from plait.wheel import plait_wheel
 from tests.conftest import run_cli, tabular_config, tabular_rows
 
 
@@ -38,11 +43,13 @@ def job(tmp_path) -> dict:
 
 
 def test_entry_point_trains_from_the_channel_and_hyperparameters_and_writes_the_model(job):
-    """What SageMaker runs: the entry script `plait sagemaker` uploads, with the hyperparameters appended as arguments."""
+    """What SageMaker runs: the entry script `plait sagemaker train` uploads, with the hyperparameters appended as arguments."""
     code = job["config"].parent
-    definition = job_definition(job["config"], "arn:aws:iam::1:role/r", "ml.m5.large", inputs={"train": "s3://b/data/"})
-    for name, text in definition["source_files"].items():
-        (code / name).write_text(text)
+    definition = job_definition(job["config"], "arn:aws:iam::1:role/r", "ml.m5.large", code, inputs={"train": "s3://b/data/"})
+    assert definition["source_dir"] == str(code)
+    wheel = next(code.glob("plait-*-py3-none-any.whl"))  # the job installs the plait that launched it, from this file
+    assert (code / "requirements.txt").read_text() == f"./{wheel.name}\n"
+    assert sorted(definition["source_files"]) == sorted([ENTRY_POINT, "config.yaml", "requirements.txt", wheel.name])
     env = {**os.environ, **job["env"], "TMPDIR": str(job["root"]), "PYTHONUNBUFFERED": "1",
            "SM_HPS": json.dumps({"train.epochs": "1", "train.optimizer.name": "\"sgd\"", "sagemaker_program": ENTRY_POINT})}
     result = subprocess.run([sys.executable, ENTRY_POINT, "--train.epochs", "1"], cwd=code, env=env, capture_output=True,
@@ -50,6 +57,7 @@ def test_entry_point_trains_from_the_channel_and_hyperparameters_and_writes_the_
     assert result.returncode == 0, result.stderr
     model = Path(job["env"]["SM_MODEL_DIR"])
     assert (model / "model.safetensors").is_file() and (model / "config.yaml").is_file()
+    assert {"inference.py", "requirements.txt", wheel.name} <= {path.name for path in (model / "code").iterdir()}
 
     from plait.runs import Run
 
@@ -127,8 +135,10 @@ def test_the_channel_becomes_data_table_unless_a_hyperparameter_names_one(job, t
     assert load_config(job["config"], without).data.table == str(channel / "table.csv")
 
 
-def test_dry_run_prints_the_job_definition(job):
-    result = run_cli("sagemaker", job["config"], "--role", "arn:aws:iam::1:role/r", "--instance-type", "ml.g5.xlarge",
+def test_dry_run_prints_the_job_definition_and_keeps_its_source_folder(job, tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    result = run_cli("sagemaker", "train", job["config"], "--role", "arn:aws:iam::1:role/r", "--instance-type", "ml.g5.xlarge",
                      "--instance-count", "2", "--output", "s3://bucket/jobs/", "--input", "train=s3://bucket/data/",
                      "--spot", "--set", "train.epochs=3", "--set", "train.optimizer.name=sgd", "--dry-run")
     definition = json.loads(result.stdout)
@@ -139,22 +149,78 @@ def test_dry_run_prints_the_job_definition(job):
     assert estimator["checkpoint_s3_uri"] == f"s3://bucket/jobs/{definition['job_name']}/checkpoints"
     assert estimator["output_path"] == "s3://bucket/jobs" and estimator["framework_version"].startswith("2.")
     assert definition["job_name"].startswith("tabular-") and definition["inputs"] == {"train": "s3://bucket/data/"}
-    assert estimator["entry_point"] == ENTRY_POINT and "plait train" in definition["source_files"][ENTRY_POINT]
-    assert yaml.safe_load(definition["source_files"]["config.yaml"])["data"]["table"] == "data/table.csv"
+    source = Path(definition["source_dir"])
+    assert source.parent == tmp_path / "tmp"
+    assert estimator["entry_point"] == ENTRY_POINT and "plait train" in (source / ENTRY_POINT).read_text()
+    assert yaml.safe_load((source / "config.yaml").read_text())["data"]["table"] == "data/table.csv"
+    wheel = next(source.glob("plait-*-py3-none-any.whl"))
+    assert (source / "requirements.txt").read_text() == f"./{wheel.name}\n"
+    with zipfile.ZipFile(wheel) as archive:
+        assert {"plait/sagemaker.py", "plait/cli/__init__.py"} <= set(archive.namelist())
 
 
-def test_job_definition_refuses_what_cannot_run(job):
+def test_job_definition_refuses_what_cannot_run(job, tmp_path):
+    source = tmp_path / "source"
     with pytest.raises(PlaitError, match="--spot needs --output"):
-        job_definition(job["config"], "r", "ml.g5.xlarge", inputs={"train": "s3://b/d/"}, spot=True)
+        job_definition(job["config"], "r", "ml.g5.xlarge", source, inputs={"train": "s3://b/d/"}, spot=True)
     with pytest.raises(PlaitError, match="is local"):
-        job_definition(job["config"], "r", "ml.g5.xlarge")
+        job_definition(job["config"], "r", "ml.g5.xlarge", source)
     with pytest.raises(PlaitError, match="train.epochs"):
-        job_definition(job["config"], "r", "ml.g5.xlarge", inputs={"train": "s3://b/d/"}, overrides=["train.epochs=0"])
+        job_definition(job["config"], "r", "ml.g5.xlarge", source, inputs={"train": "s3://b/d/"}, overrides=["train.epochs=0"])
+    assert not source.exists()  # refused before anything is built
 
 
 def test_launching_without_the_sdk_says_how_to_install_it(job, monkeypatch):
     monkeypatch.setitem(sys.modules, "sagemaker", None)  # `import sagemaker` now fails, installed or not
-    result = CliRunner().invoke(app, ["sagemaker", str(job["config"]), "--role", "r", "--instance-type", "ml.g5.xlarge",
+    result = CliRunner().invoke(app, ["sagemaker", "train", str(job["config"]), "--role", "r", "--instance-type", "ml.g5.xlarge",
                                       "--input", "train=s3://b/d/"])
     assert isinstance(result.exception, PlaitError)
     assert "pip install sagemaker" in str(result.exception)
+
+
+def installed(site: Path, direct_url: dict | None = None) -> metadata.Distribution:
+    """A distribution `toy 1.0` installed into `site` as pip installs a wheel: its files, a dist-info, and a console
+    script outside `site`."""
+    (site / "toy").mkdir(parents=True)
+    (site / "toy" / "__init__.py").write_text("VALUE = 1\n")
+    (site / "toy" / "__pycache__").mkdir()
+    (site / "toy" / "__pycache__" / "__init__.cpython-311.pyc").write_bytes(b"\x00")
+    info = site / "toy-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: toy\nVersion: 1.0\n")
+    (info / "WHEEL").write_text("Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+    (info / "INSTALLER").write_text("pip\n")
+    files = ["toy/__init__.py", "toy/__pycache__/__init__.cpython-311.pyc", "toy-1.0.dist-info/METADATA",
+             "toy-1.0.dist-info/WHEEL", "toy-1.0.dist-info/INSTALLER", "toy-1.0.dist-info/RECORD", "../../bin/toy"]
+    if direct_url is not None:
+        (info / "direct_url.json").write_text(json.dumps(direct_url))
+        files.append("toy-1.0.dist-info/direct_url.json")
+    (info / "RECORD").write_text("".join(f"{name},,\n" for name in files))
+    return metadata.Distribution.at(info)
+
+
+def test_a_plait_installed_from_an_index_or_a_wheel_file_ships_as_a_wheel(tmp_path):
+    """(A source install is built by its backend: the dry run and the entry point tests above ship that wheel.)"""
+    wheel = plait_wheel(tmp_path / "out", installed(tmp_path / "site"))
+    assert wheel.name == "toy-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel) as archive:
+        assert sorted(archive.namelist()) == ["toy-1.0.dist-info/METADATA", "toy-1.0.dist-info/RECORD",
+                                              "toy-1.0.dist-info/WHEEL", "toy/__init__.py"]
+        assert archive.read("toy/__init__.py") == b"VALUE = 1\n"
+        record = [line.split(",") for line in archive.read("toy-1.0.dist-info/RECORD").decode().splitlines()]
+        assert record[-1] == ["toy-1.0.dist-info/RECORD", "", ""]
+        for name, digest, size in record[:-1]:
+            data = archive.read(name)
+            assert digest == "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            assert int(size) == len(data)
+    target = tmp_path / "target"
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--quiet", "--target",
+                           str(target), str(wheel)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (target / "toy" / "__init__.py").read_text() == "VALUE = 1\n"
+
+    shipped = tmp_path / "shipped" / "toy-1.0-py3-none-any.whl"
+    shipped.parent.mkdir()
+    shipped.write_bytes(b"the wheel it was installed from")
+    from_file = installed(tmp_path / "site2", {"url": shipped.as_uri(), "archive_info": {}})
+    assert plait_wheel(tmp_path / "out2", from_file).read_bytes() == b"the wheel it was installed from"

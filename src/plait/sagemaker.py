@@ -1,4 +1,4 @@
-"""SageMaker: `plait train` as a training job's entry point, and the job definition `plait sagemaker` launches.
+"""SageMaker: `plait train` as a training job's entry point, and the job definition `plait sagemaker train` launches.
 
 Inside a SageMaker PyTorch container (`SM_MODEL_DIR` or `SM_TRAINING_ENV` set) `plait train CONFIG` reads:
 
@@ -14,9 +14,13 @@ Inside a SageMaker PyTorch container (`SM_MODEL_DIR` or `SM_TRAINING_ENV` set) `
   which SageMaker syncs to S3 and restores when a spot-interrupted job restarts, so plait resumes from
   `checkpoints/last` there.
 
-After training, the best model goes to `SM_MODEL_DIR` as a `plait export` folder (SageMaker uploads it as
-model.tar.gz; `plait predict` reads it unpacked) and the run's config, metrics, report, evaluations, plots and TensorBoard
-events to `SM_OUTPUT_DATA_DIR` (output.tar.gz).
+After training, the best model goes to `SM_MODEL_DIR` as a `plait export` folder with the `code/` folder of a
+SageMaker endpoint (SageMaker uploads it as model.tar.gz; `plait predict` reads it unpacked, the PyTorch serving
+container serves it: plait/serving/sagemaker_handler.py) and the run's config, metrics, report, evaluations, plots and
+TensorBoard events to `SM_OUTPUT_DATA_DIR` (output.tar.gz).
+
+The job's own code is a folder holding the entry script, the config, plait's wheel (plait/wheel.py) and a
+requirements.txt installing that wheel, so the job runs the plait that launched it.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ CHANNEL = "train"  # the channel that becomes data.table
 OUTPUTS = ("config.yaml", "metrics.jsonl", "report.html", "evaluation", "plots", "tensorboard", "skipped.jsonl", "augmentation.json")
 
 ENTRY_POINT = "plait_entry.py"
-ENTRY_SCRIPT = '''"""SageMaker entry point written by `plait sagemaker`: `plait train config.yaml` from this folder.
+ENTRY_SCRIPT = '''"""SageMaker entry point written by `plait sagemaker train`: `plait train config.yaml` from this folder.
 
 plait reads the hyperparameters (SM_HPS), the data channel (SM_CHANNEL_TRAIN) and the output folders from the
 environment itself, so the `--KEY VALUE` arguments SageMaker appends for each hyperparameter are not used."""
@@ -175,14 +179,17 @@ def _take_new_train_settings(run_dir: Path, fresh) -> None:
 
 
 def publish(run_dir: str | Path, env=os.environ) -> None:
-    """The best model to `SM_MODEL_DIR` (a `plait export` folder) and the run's outputs to `SM_OUTPUT_DATA_DIR`."""
+    """The best model to `SM_MODEL_DIR` (a `plait export` folder with an endpoint's `code/`) and the run's outputs to
+    `SM_OUTPUT_DATA_DIR`."""
     from plait.inference.export import export_hf
+    from plait.sagemaker_code import write_endpoint_code
 
     run_dir = Path(run_dir)
     if env.get("SM_MODEL_DIR"):
         with tempfile.TemporaryDirectory() as staging:
             # exported beside, then copied in: SM_MODEL_DIR itself may be a mount that cannot be replaced
             exported = export_hf(run_dir, Path(staging) / "model", "best")
+            write_endpoint_code(exported / "code")
             shutil.copytree(exported, env["SM_MODEL_DIR"], dirs_exist_ok=True)
     if env.get("SM_OUTPUT_DATA_DIR"):
         out = Path(env["SM_OUTPUT_DATA_DIR"])
@@ -221,15 +228,16 @@ def job_name(config_name: str) -> str:
     return f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def job_definition(config_path: str | Path, role: str, instance_type: str, instance_count: int = 1,
+def job_definition(config_path: str | Path, role: str, instance_type: str, source_dir: str | Path, instance_count: int = 1,
                    output: str | None = None, inputs: dict[str, str] | None = None, spot: bool = False,
                    overrides: list[str] = (), framework_version: str = FRAMEWORK_VERSION,
                    py_version: str = PY_VERSION) -> dict:
     """The job: `estimator` (keyword arguments of `sagemaker.pytorch.PyTorch`, less `source_dir`), `inputs` (for
-    `fit`), `job_name`, and `source_files`, the folder uploaded as the job's code: the entry script, the config
-    and a requirements.txt that installs plait. `overrides` become hyperparameters, typed as `--set` reads them."""
+    `fit`), `job_name`, and `source_dir`, the folder uploaded as the job's code, written here: the entry script, the
+    config, plait's wheel and a requirements.txt installing it (`source_files` lists them). `overrides` become
+    hyperparameters, typed as `--set` reads them."""
     from plait.config import load_config
-    from plait.inference.export import plait_version
+    from plait.wheel import ship_plait
 
     config = load_config(config_path, list(overrides))  # fail here, not minutes into a job
     inputs = dict(inputs or {})
@@ -254,22 +262,26 @@ def job_definition(config_path: str | Path, role: str, instance_type: str, insta
             raise PlaitError("--spot needs --output s3://...: the checkpoints that let an interrupted job resume go there")
         estimator.update(use_spot_instances=True, max_wait=2 * MAX_RUN_S,
                          checkpoint_s3_uri=f"{output.rstrip('/')}/{name}/checkpoints")
-    version = plait_version()
-    source_files = {ENTRY_POINT: ENTRY_SCRIPT, "config.yaml": Path(config_path).read_text(encoding="utf-8"),
-                    "requirements.txt": f"plait=={version}\n" if version != "unknown" else "plait\n"}
-    return {"job_name": name, "estimator": estimator, "inputs": inputs, "source_files": source_files}
+    source_dir = Path(source_dir)
+    ship_plait(source_dir, ".")  # the training toolkit runs pip in the code folder
+    (source_dir / ENTRY_POINT).write_text(ENTRY_SCRIPT, encoding="utf-8")
+    (source_dir / "config.yaml").write_text(Path(config_path).read_text(encoding="utf-8"), encoding="utf-8")
+    return {"job_name": name, "estimator": estimator, "inputs": inputs, "source_dir": str(source_dir),
+            "source_files": sorted(path.name for path in source_dir.iterdir())}
+
+
+def sagemaker_pytorch():
+    """The SDK's `sagemaker.pytorch` module, or a PlaitError saying how to install it."""
+    try:
+        from sagemaker import pytorch
+    except ImportError:
+        raise PlaitError("talking to SageMaker needs the sagemaker package: pip install sagemaker "
+                         "(or print the definition with --dry-run)") from None
+    return pytorch
 
 
 def launch(definition: dict) -> str:
     """Start the job with the `sagemaker` SDK and follow its log to the end; returns the model's S3 address."""
-    try:
-        from sagemaker.pytorch import PyTorch
-    except ImportError:
-        raise PlaitError("launching a SageMaker job needs the sagemaker package: pip install sagemaker "
-                         "(or print the job definition with --dry-run)") from None
-    with tempfile.TemporaryDirectory(prefix="plait-sagemaker-") as source_dir:
-        for name, text in definition["source_files"].items():
-            (Path(source_dir) / name).write_text(text, encoding="utf-8")
-        estimator = PyTorch(source_dir=source_dir, **definition["estimator"])
-        estimator.fit(definition["inputs"] or None, job_name=definition["job_name"])
+    estimator = sagemaker_pytorch().PyTorch(source_dir=definition["source_dir"], **definition["estimator"])
+    estimator.fit(definition["inputs"] or None, job_name=definition["job_name"])
     return estimator.model_data
