@@ -28,3 +28,4 @@ class IndexKind(str, Enum):
 
 class ExportFormat(str, Enum):
     hf = "hf"
+    onnx = "onnx"

@@ -117,18 +117,28 @@ def caption(
 
 def export(
     run_dir: Path = typer.Argument(..., help="A run folder."),
-    out: Optional[Path] = typer.Argument(None, help="New folder to write (default: RUN_DIR/export-hf)."),
-    format: ExportFormat = typer.Option(ExportFormat.hf, "--format", help="hf: a Hugging Face Hub model folder (weights, config, tokenizer, model card)."),
+    out: Optional[Path] = typer.Argument(None, help="New folder to write (default: RUN_DIR/export-FORMAT)."),
+    format: ExportFormat = typer.Option(ExportFormat.hf, "--format", help="hf: a Hugging Face Hub model folder (weights, "
+                                        "config, tokenizer, model card); onnx: the same folder with model.onnx for "
+                                        "onnxruntime (captions stay on PyTorch)."),
     checkpoint: Checkpoint = typer.Option(Checkpoint.best, help="Which weights: best or last."),
     push: Optional[str] = typer.Option(None, "--push", help="Also upload the folder to this Hub repository (user/name); needs the network and a token."),
     private: bool = typer.Option(False, help="With --push: create the repository as private."),
 ):
-    """Write a trained run as a self-contained folder for the Hugging Face Hub, and optionally upload it."""
+    """Write a trained run as a self-contained folder (for the Hub, or with an ONNX model), and optionally upload it."""
     from plait.inference.export import export_hf, push_to_hub
 
-    folder = export_hf(run_dir, out or run_dir / "export-hf", checkpoint.value)
-    typer.echo(f"wrote {folder}")
+    folder = out or run_dir / f"export-{format.value}"
+    if format == ExportFormat.onnx:
+        from plait.inference.onnx import export_onnx, read_manifest
+
+        manifest = read_manifest(export_onnx(run_dir, folder, checkpoint.value))
+        typer.echo(f"wrote {folder}: model.onnx and onnx.json (inputs {', '.join(i['name'] for i in manifest['inputs'])}; "
+                   f"outputs {', '.join(manifest['outputs'])}) beside the PyTorch weights and preprocessing")
+        if manifest["pytorch_only"]:
+            typer.echo(f"{', '.join(manifest['pytorch_only'])}: generated token by token, not in model.onnx; the folder's "
+                       "PyTorch weights write them (plait predict / plait caption)")
+    else:
+        typer.echo(f"wrote {export_hf(run_dir, folder, checkpoint.value)}")
     if push:
         typer.echo(f"uploaded to {push_to_hub(folder, push, private)}")
-
-

@@ -1,4 +1,5 @@
-"""`plait export DIR --format hf OUT`: a trained run as a self-contained folder that the Hugging Face Hub accepts.
+"""`plait export DIR --format hf OUT`: a trained run as a self-contained folder that the Hugging Face Hub accepts
+(`--format onnx` adds `model.onnx` to the same folder: inference/onnx.py).
 
 The folder holds the weights (`model.safetensors`), what preprocessing learned (`preprocessing.json`), the resolved
 plait config (`config.yaml`) and a summary of it (`config.json`), each caption output's tokenizer
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
@@ -76,33 +79,49 @@ def model_card(run: Run, evaluations: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def export_hf(run_dir: str | Path, out: str | Path, checkpoint: str = "best") -> Path:
-    """Write the export folder (written under a temporary name, then renamed into place)."""
-    run = Run.load(run_dir, checkpoint)
-    source = Path(run.checkpoint)
+@contextmanager
+def new_folder(out: str | Path) -> Iterator[Path]:
+    """A folder to fill, written under a temporary name and renamed to `out` when the block ends without error."""
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise PlaitError(f"{out}: folder exists and is not empty; give a new folder")
     staging = out.with_name(f".{out.name}.writing")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    for name in ("model.safetensors", "preprocessing.json"):
-        shutil.copy2(source / name, staging / name)
-    save_config(run.config, staging / "config.yaml")
-    (staging / "config.json").write_text(json.dumps(summary(run, checkpoint), indent=2), encoding="utf-8")
-    for task in run.tasks.values():
-        task.save_files(staging)
-    evaluations = {}
-    for path in sorted((Path(run_dir) / "evaluation").glob("*.json")):
-        (staging / "evaluation").mkdir(exist_ok=True)
-        shutil.copy2(path, staging / "evaluation" / path.name)
-        if "_" not in path.stem:  # SPLIT.json, not a samples file
-            evaluations[path.stem] = json.loads(path.read_text(encoding="utf-8"))
-    (staging / "README.md").write_text(model_card(run, evaluations), encoding="utf-8")
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     if out.exists():
         out.rmdir()
     staging.rename(out)
-    return out
+
+
+def write_export(run: Run, run_dir: str | Path, checkpoint: str, folder: Path) -> None:
+    """What every export folder holds: weights, preprocessing, config, tokenizers, evaluations and the model card."""
+    source = Path(run.checkpoint)
+    for name in ("model.safetensors", "preprocessing.json"):
+        shutil.copy2(source / name, folder / name)
+    save_config(run.config, folder / "config.yaml")
+    (folder / "config.json").write_text(json.dumps(summary(run, checkpoint), indent=2), encoding="utf-8")
+    for task in run.tasks.values():
+        task.save_files(folder)
+    evaluations = {}
+    for path in sorted((Path(run_dir) / "evaluation").glob("*.json")):
+        (folder / "evaluation").mkdir(exist_ok=True)
+        shutil.copy2(path, folder / "evaluation" / path.name)
+        if "_" not in path.stem:  # SPLIT.json, not a samples file
+            evaluations[path.stem] = json.loads(path.read_text(encoding="utf-8"))
+    (folder / "README.md").write_text(model_card(run, evaluations), encoding="utf-8")
+
+
+def export_hf(run_dir: str | Path, out: str | Path, checkpoint: str = "best") -> Path:
+    """Write the export folder (written under a temporary name, then renamed into place)."""
+    run = Run.load(run_dir, checkpoint)
+    with new_folder(out) as staging:
+        write_export(run, run_dir, checkpoint, staging)
+    return Path(out)
 
 
 def push_to_hub(folder: str | Path, repo: str, private: bool = False) -> str:

@@ -74,7 +74,9 @@ class MultimodalModel(nn.Module):
         outputs = {}
         for name, head in self.heads.items():
             if self.late:  # also each input's own prediction, as `OUTPUT@INPUT`
-                present = {i: inputs[i]["present"] & (i not in drop) for i in self.encoders}
+                # no `tensor & bool`: the ONNX tracer (inference/onnx.py) cannot record it
+                present = {i: torch.zeros_like(inputs[i]["present"]) if i in drop else inputs[i]["present"]
+                           for i in self.encoders}
                 outputs[name], parts = head(fused, present)
                 outputs.update({f"{name}@{i}": part for i, part in parts.items()})
             elif name not in self.attending:
