@@ -227,6 +227,8 @@ def test_export_writes_a_hub_folder_that_plait_reads_back(trained, tmp_path, mon
     run_cli("export", trained, out, "--format", "hf")
     assert {"model.safetensors", "preprocessing.json", "config.yaml", "config.json", "README.md"} <= {p.name for p in out.iterdir()}
     assert {"vocab.json", "merges.txt", "tokenizer.json"} <= {p.name for p in (out / "tokenizers" / "caption").iterdir()}
+    code = {p.name for p in (out / "code").iterdir()}  # a SageMaker endpoint's handler, and plait to install for it
+    assert {"inference.py", "requirements.txt"} <= code and any(name.endswith(".whl") for name in code)
     card = (out / "README.md").read_text()
     assert card.startswith("---\nlibrary_name: plait") and "pipeline_tag: image-to-text" in card and "caption.bleu4" in card
     assert json.loads((out / "config.json").read_text())["outputs"] == [{"name": "caption", "type": "caption", "column": "caption"}]

@@ -21,11 +21,17 @@ from plait.serving.app import ServeSettings, create_app
 FIELDS = {"note": "the afternoon felt balmy in the park.", "reading": 2.0}
 
 
-def wait_ready(client: TestClient) -> None:
+def settled_health(client: TestClient) -> dict:
+    """`/health` once the model has loaded or failed to."""
     deadline = time.monotonic() + 60
-    while client.get("/health").status_code != 200:
-        assert time.monotonic() < deadline, client.get("/health").json()
+    while (health := client.get("/health").json())["status"] == "loading":
+        assert time.monotonic() < deadline
         time.sleep(0.05)
+    return health
+
+
+def wait_ready(client: TestClient) -> None:
+    assert settled_health(client)["status"] == "ready"
 
 
 @pytest.fixture
@@ -126,7 +132,7 @@ def test_each_bad_request_is_a_4xx_naming_the_problem_and_the_server_still_answe
     assert str(tmp_path) not in answer.json()["error"]  # the server's own paths stay its own
     good = client.post("/v1/predict", files={"photo": ("x.png", photo_path(demo_run).read_bytes(), "image/png")}, data=FIELDS)
     assert good.status_code == 200, good.text
-    assert list((tmp_path / "uploads").iterdir()) == []  # nothing uploaded is kept after its request
+    assert list((tmp_path / "uploads").glob("plait-request-*")) == []  # nothing uploaded is kept after its request
 
 
 def test_a_missing_value_is_null_in_json_and_an_empty_part_in_a_form(serve):
@@ -168,12 +174,9 @@ def test_a_slow_answer_is_a_408_and_a_failing_model_a_500_and_both_leave_the_ser
 def test_a_run_that_cannot_load_is_reported_by_health(tmp_path, monkeypatch):
     monkeypatch.setattr("os.kill", lambda pid, sig: None)  # in `plait serve` this stops uvicorn
     with TestClient(create_app(ServeSettings(str(tmp_path)))) as client:
-        deadline = time.monotonic() + 30
-        while client.get("/health").json()["status"] == "loading":
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        assert settled_health(client)["status"] == "failed"
         health = client.get("/health")
-        assert health.status_code == 503 and health.json()["status"] == "failed" and health.json()["error"]
+        assert health.status_code == 503 and health.json()["error"]
         assert client.get("/v1/model").status_code == 503
 
 
@@ -235,3 +238,26 @@ def test_neighbours_come_from_the_runs_index_as_plait_search_finds_them(indexed_
 def test_neighbours_without_an_index_is_a_422(serve):
     answer = serve().post("/v1/predict", params={"neighbours": 3}, json={"rows": [{"photo": None, **FIELDS}]})
     assert answer.status_code == 422 and answer.json()["field"] == "neighbours" and "plait index" in answer.json()["error"]
+
+
+def test_the_onnx_runtime_answers_as_pytorch_does(demo_run, tmp_path):
+    from plait.inference.onnx import export_onnx
+
+    exported = export_onnx(demo_run, tmp_path / "export-onnx")
+    rows = {"rows": [{"photo": base64.b64encode(photo_path(demo_run, row).read_bytes()).decode(), **FIELDS} for row in (0, 1, 2)]}
+    answers = {}
+    for runtime in ("torch", "onnx"):
+        with TestClient(create_app(ServeSettings(str(exported), runtime=runtime))) as client:
+            wait_ready(client)
+            assert client.get("/v1/model").json()["runtime"] == runtime
+            answers[runtime] = client.post("/v1/predict", json=rows).json()["rows"]
+    for torch_row, onnx_row in zip(answers["torch"], answers["onnx"]):
+        assert torch_row["label_pred"] == onnx_row["label_pred"]
+        assert [onnx_row[key] for key in torch_row if key.startswith("label_prob_")] == pytest.approx(
+            [torch_row[key] for key in torch_row if key.startswith("label_prob_")], abs=1e-5)
+
+
+def test_the_onnx_runtime_needs_an_onnx_export(demo_run, monkeypatch):
+    monkeypatch.setattr("os.kill", lambda pid, sig: None)
+    with TestClient(create_app(ServeSettings(str(demo_run), runtime="onnx"))) as client:
+        assert "plait export RUN --format onnx" in settled_health(client)["error"]

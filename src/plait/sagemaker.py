@@ -182,14 +182,12 @@ def publish(run_dir: str | Path, env=os.environ) -> None:
     """The best model to `SM_MODEL_DIR` (a `plait export` folder with an endpoint's `code/`) and the run's outputs to
     `SM_OUTPUT_DATA_DIR`."""
     from plait.inference.export import export_hf
-    from plait.sagemaker_code import write_endpoint_code
 
     run_dir = Path(run_dir)
     if env.get("SM_MODEL_DIR"):
         with tempfile.TemporaryDirectory() as staging:
             # exported beside, then copied in: SM_MODEL_DIR itself may be a mount that cannot be replaced
             exported = export_hf(run_dir, Path(staging) / "model", "best")
-            write_endpoint_code(exported / "code")
             shutil.copytree(exported, env["SM_MODEL_DIR"], dirs_exist_ok=True)
     if env.get("SM_OUTPUT_DATA_DIR"):
         out = Path(env["SM_OUTPUT_DATA_DIR"])

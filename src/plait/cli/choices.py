@@ -29,3 +29,8 @@ class IndexKind(str, Enum):
 class ExportFormat(str, Enum):
     hf = "hf"
     onnx = "onnx"
+
+
+class Runtime(str, Enum):
+    torch = "torch"
+    onnx = "onnx"

@@ -7,6 +7,8 @@ from typing import List, Optional
 
 import typer
 
+from plait.cli.choices import Checkpoint, Runtime
+
 
 def serve(
     source: Path = typer.Argument(..., help="A run folder or an export folder."),
@@ -22,7 +24,9 @@ def serve(
     timeout: float = typer.Option(60.0, "--timeout", min=0.1, help="Seconds a request may take before it is answered 408."),
     allow_url: List[str] = typer.Option([], "--allow-url", help="A URL prefix media fields may name instead of sending "
                                                                 "the bytes, e.g. s3://bucket/uploads/ (repeatable; none by default)."),
-    checkpoint: str = typer.Option("best", help="Which weights of a run folder: best or last."),
+    checkpoint: Checkpoint = typer.Option(Checkpoint.best, help="Which weights of a run folder: best or last."),
+    runtime: Runtime = typer.Option(Runtime.torch, help="torch, or onnx: the model.onnx of a `plait export --format onnx` "
+                                                        "folder on onnxruntime (captions are still written by PyTorch)."),
 ):
     """Serve predictions over HTTP: POST /v1/predict (JSON or multipart), GET /v1/model, /health, /metrics, the API
     reference at /docs, and a page at / to try the model. Concurrent requests share forward passes."""
@@ -33,9 +37,9 @@ def serve(
     from plait.runs import Run
     from plait.serving.app import ServeSettings, create_app, settings_json
 
-    Run.locate(source, checkpoint)  # a wrong folder is an error now, not once the server is up
-    settings = ServeSettings(str(source), checkpoint, max_batch, max_wait_ms, token or os.environ.get("PLAIT_SERVE_TOKEN"),
-                             list(cors_origin), max_upload_mb, timeout, list(allow_url))
+    Run.locate(source, checkpoint.value)  # a wrong folder is an error now, not once the server is up
+    settings = ServeSettings(str(source), checkpoint.value, max_batch, max_wait_ms, token or os.environ.get("PLAIT_SERVE_TOKEN"),
+                             list(cors_origin), max_upload_mb, timeout, list(allow_url), runtime.value)
     typer.echo(f"serving {source} on http://{host}:{port} (try it at /, API reference at /docs)", err=True)
     if workers > 1:
         os.environ["PLAIT_SERVE_SETTINGS"] = settings_json(settings)

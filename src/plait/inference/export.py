@@ -99,7 +99,10 @@ def new_folder(out: str | Path) -> Iterator[Path]:
 
 
 def write_export(run: Run, run_dir: str | Path, checkpoint: str, folder: Path) -> None:
-    """What every export folder holds: weights, preprocessing, config, tokenizers, evaluations and the model card."""
+    """What every export folder holds: weights, preprocessing, config, tokenizers, evaluations, the model card, and
+    `code/` for a SageMaker endpoint (inference.py, plait's wheel, requirements.txt)."""
+    from plait.sagemaker_code import write_endpoint_code
+
     source = Path(run.checkpoint)
     for name in ("model.safetensors", "preprocessing.json"):
         shutil.copy2(source / name, folder / name)
@@ -114,6 +117,7 @@ def write_export(run: Run, run_dir: str | Path, checkpoint: str, folder: Path) -
         if "_" not in path.stem:  # SPLIT.json, not a samples file
             evaluations[path.stem] = json.loads(path.read_text(encoding="utf-8"))
     (folder / "README.md").write_text(model_card(run, evaluations), encoding="utf-8")
+    write_endpoint_code(folder / "code")
 
 
 def export_hf(run_dir: str | Path, out: str | Path, checkpoint: str = "best") -> Path:

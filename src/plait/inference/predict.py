@@ -43,10 +43,11 @@ def predict_table(run: Run, table: pd.DataFrame, places: RowPlaces | str, on_bad
     return predict_encoded_rows(run, encode_rows(run, table, places, on_bad_sample), **generation)
 
 
-def predict_encoded_rows(run: Run, encoded: EncodedSplit, **generation) -> pd.DataFrame:
-    """`predict_table` of rows already encoded."""
+def predict_encoded_rows(run: Run, encoded: EncodedSplit, predict=None, **generation) -> pd.DataFrame:
+    """`predict_table` of rows already encoded; `predict(encoded)` gives the raw predictions (default: the run's
+    PyTorch model; `plait serve --runtime onnx` passes onnxruntime's). Captions are always written by PyTorch."""
     features, tasks, batch_size = run.features, run.tasks, run.config.train.evaluation_batch_size
-    predictions = run.predict(encoded)
+    predictions = (predict or run.predict)(encoded)
     columns: dict[str, list] = {"row": encoded.rows}
     for name, task in tasks.items():
         if task.generates:

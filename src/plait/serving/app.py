@@ -15,7 +15,6 @@ import logging
 import os
 import signal
 import tempfile
-import time
 import uuid
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
@@ -28,16 +27,17 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException
 
+from plait.errors import PlaitError
 from plait.inference.predict import predict_encoded_rows
 from plait.runs import Run
 from plait.serving.batching import MicroBatcher
 from plait.serving.describe import describe
 from plait.serving.fields import Fields, RequestError
 from plait.serving.limits import BodyLimit
-from plait.serving.metrics import ServerMetrics
+from plait.serving.metrics import CountRequests, ServerMetrics
 from plait.serving.neighbours import Neighbours
 from plait.serving.page import page_html
-from plait.serving.requests import MediaPolicy, encode_request, table_from_form, table_from_json
+from plait.serving.requests import MediaPolicy, encode_request, rows_json, table_from_form, table_from_json
 
 log = logging.getLogger("plait.serve")
 PREDICT_BODY = {  # the two request forms of POST /v1/predict, for the OpenAPI page
@@ -63,6 +63,7 @@ class ServeSettings:
     max_upload_mb: float = 100.0
     timeout_s: float = 60.0
     allow_urls: list[str] = field(default_factory=list)
+    runtime: str = "torch"  # or "onnx": an export folder's model.onnx on onnxruntime
 
 
 class Served:
@@ -73,10 +74,20 @@ class Served:
         self.fields = Fields(self.run)
         self.neighbours = Neighbours.of_run(Path(settings.source))
         self.description = describe(self.run, self.fields, self.neighbours.describe() if self.neighbours else None)
+        self.description["runtime"] = settings.runtime
+        self.onnx = None
+        if settings.runtime == "onnx":
+            from plait.inference.onnx import OnnxPredictor
+
+            if not (Path(settings.source) / "model.onnx").is_file():
+                raise PlaitError(f"{settings.source} has no model.onnx: export the run with `plait export RUN --format onnx`")
+            self.onnx = OnnxPredictor(settings.source, self.run.features)
 
     def predict_rows(self, encoded, options: dict):
         """What `plait predict` writes for these rows (runs on the model's thread)."""
-        return predict_encoded_rows(self.run, encoded, **options)
+        batch_size = self.run.config.train.evaluation_batch_size
+        onnx = (lambda split: self.onnx.predict(split, batch_size)) if self.onnx else None
+        return predict_encoded_rows(self.run, encoded, predict=onnx, **options)
 
 
 def stop_this_process() -> None:
@@ -118,14 +129,7 @@ def create_app(settings: ServeSettings, on_load_failure=stop_this_process) -> Fa
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type"])
 
-    @app.middleware("http")
-    async def count(request: Request, call_next):
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        metrics.answered(getattr(route, "path", "unmatched"), response.status_code, time.perf_counter() - started)
-        return response
-
+    app.add_middleware(CountRequests, metrics=metrics)  # added last: the outermost, so it counts the 413s too
     add_error_handlers(app)
 
     def ready():
@@ -170,8 +174,7 @@ def create_app(settings: ServeSettings, on_load_failure=stop_this_process) -> Fa
             raise RequestError(408, f"no answer within {settings.timeout_s:g} s (the server's --timeout)") from None
         if neighbours:
             frame = await asyncio.to_thread(served.neighbours.add_to, frame, neighbours)
-        records = frame.to_json(orient="records", double_precision=15)  # numbers, lists and NaN as JSON has them
-        body = f'{{"request_id": {json.dumps(request_id)}, "rows": {records}}}'
+        body = f'{{"request_id": {json.dumps(request_id)}, "rows": {rows_json(frame)}}}'
         return Response(body, media_type="application/json", headers={"X-Request-ID": request_id})
 
     async def answer(served: Served, batcher: MicroBatcher, request: Request, options: dict):

@@ -3,6 +3,8 @@ request latency, and rows per forward pass (what micro-batching achieved). Each 
 
 from __future__ import annotations
 
+import time
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -25,3 +27,28 @@ class ServerMetrics:
 
     def text(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class CountRequests:
+    """ASGI middleware: each HTTP answer counted by its route and status, and timed (a plain ASGI wrapper: starlette's
+    `@app.middleware("http")` costs a task and a stream per request)."""
+
+    def __init__(self, app, metrics: ServerMetrics):
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started, status = time.perf_counter(), 500
+
+        async def sending(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = scope.get("route")  # the router records the matched route in the scope
+            self.metrics.answered(getattr(route, "path", "unmatched"), status, time.perf_counter() - started)

@@ -87,6 +87,11 @@ async def table_from_form(fields: Fields, form, folder: Path, media: MediaPolicy
     return pd.DataFrame([fields.row(values, folder, 0, media_value)], columns=list(fields.by_column))
 
 
+def rows_json(frame: pd.DataFrame) -> str:
+    """An answer's rows as a JSON list (numbers, lists and NaN as JSON has them: NaN is null)."""
+    return frame.to_json(orient="records", double_precision=15)
+
+
 def encode_request(run: Run, table: pd.DataFrame, folder: Path) -> EncodedSplit:
     """The rows encoded by the run's preprocessing; a cell it cannot read (corrupt media, a number that is not one)
     is a 422 naming the field and why (an upload as `the uploaded file`, not by the server's temporary path)."""

@@ -30,7 +30,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from plait.inference.predict import predict_encoded_rows, spread_vectors
 from plait.runs import Run
 from plait.serving.fields import Fields, RequestError
-from plait.serving.requests import MediaPolicy, encode_request, table_from_form, table_from_json
+from plait.serving.requests import MediaPolicy, encode_request, rows_json, table_from_form, table_from_json
 
 try:  # the serving container's toolkit answers its own errors with their status; anything else is a 500
     from sagemaker_inference.errors import BaseInferenceToolkitError as ContainerError
@@ -106,7 +106,7 @@ def output_fn(prediction: pd.DataFrame, accept: str | None) -> tuple[str, str]:
     kind = answer_type(accept)
     if kind == CSV:
         return spread_vectors(prediction).to_csv(index=False), CSV
-    return f'{{"rows": {prediction.to_json(orient="records", double_precision=15)}}}', JSON
+    return f'{{"rows": {rows_json(prediction)}}}', JSON
 
 
 def answer_type(accept: str | None) -> str:
