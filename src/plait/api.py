@@ -131,3 +131,20 @@ def report(run_dir: str | Path, split: str | None = None, which: str = "best") -
 
 def _config(config: str | Path | Config, overrides: list[str]) -> Config:
     return config if isinstance(config, Config) else load_config(config, list(overrides))
+
+
+def tune(config: str | Path | Config | None = None, study_dir: str | Path | None = None, overrides: list[str] = (),
+         trials: int | None = None, timeout: str | float | None = None, storage: str | None = None,
+         study: str | None = None) -> Path:
+    """Search the config's `tune:` space with Optuna into `study_dir` (default: a new studies/NAME-TIMESTAMP), or
+    resume the study there (no `config`); `storage` shares the study between processes and machines
+    (`postgresql://...`). Returns the study folder (trials.csv, best.yaml, one run folder per trial)."""
+    from plait.tuning.study import tune as run_study
+
+    if config is None and study_dir is None:
+        raise PlaitError("give a config with a `tune:` section, or the folder of a study to resume")
+    if study_dir is None:
+        from plait.runs.setup import new_run_dir
+
+        study_dir = new_run_dir(_config(config, overrides), "studies")
+    return run_study(config, study_dir, list(overrides), trials, timeout, storage, study)

@@ -18,6 +18,7 @@ from pydantic import Field, PositiveInt, ValidationError, create_model, field_va
 
 from plait.settings import ENCODERS, FUSIONS, INPUTS, OUTPUTS, name_of
 from plait.settings.fusion import ConcatConfig
+from plait.settings.tune import TuneConfig
 from plait.errors import PlaitError
 from plait.files import write_atomic
 from plait.schema import Section, format_validation_error
@@ -213,6 +214,7 @@ class Config(Section):
     fusion: FusionConfig = Field(default_factory=ConcatConfig, description="How the encoders' outputs are combined: `concat` and `attention` fuse early (one vector, then one head per output), `late` gives each input its own heads and combines their predictions.")  # type: ignore[valid-type]
     train: TrainConfig = Field(default_factory=TrainConfig, description="The training loop.")
     report: ReportConfig = Field(default_factory=ReportConfig, description="The run report, `report.html`: one self-contained page of how the run went.")
+    tune: TuneConfig | None = Field(None, description="The search `plait tune` runs: trials, sampler, pruner and the space of config paths to try; `plait train` ignores it.")
     tracking: list[Literal["tensorboard", "wandb", "mlflow"]] = Field(["tensorboard"], description="Where metrics go besides `metrics.jsonl`, which is always written. `wandb` (Weights & Biases) needs `pip install wandb` and reads WANDB_MODE, WANDB_PROJECT, WANDB_ENTITY, WANDB_DIR... from the environment; the project defaults to `name`, and WANDB_MODE=offline logs locally with no network. `mlflow` needs `pip install 'plait[mlflow]'` (or `pip install mlflow`) and reads MLFLOW_TRACKING_URI (e.g. `sqlite:///mlflow.db`, or a server's http:// address; unset: MLflow's default) and MLFLOW_EXPERIMENT_NAME (unset: `name`), plus MLflow's other MLFLOW_* settings such as MLFLOW_TRACKING_TOKEN; the MLflow run is named after the run folder.")
 
     @field_validator("tracking")
@@ -278,9 +280,13 @@ def _parse_override(text: str) -> tuple[list[str], Any]:
 
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     """`train.epochs=3`, `inputs.photo.encoder.name=cnn`: list items are addressed by `name` or index."""
+    return with_values(raw, [(*_parse_override(text), text) for text in overrides])
+
+
+def with_values(raw: dict, values: list[tuple[list[str], Any, str]]) -> dict:
+    """A copy of `raw` with each (path, value, how the user wrote it) set, as `--set` sets them."""
     raw = copy.deepcopy(raw)
-    for text in overrides:
-        path, value = _parse_override(text)
+    for path, value, text in values:
         node: Any = raw
         for depth, part in enumerate(path):
             last = depth == len(path) - 1

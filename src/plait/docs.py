@@ -20,8 +20,10 @@ from pydantic_core import PydanticUndefined
 from plait.config import Config
 from plait.errors import PlaitError
 from plait.schema import PROJECTION_DESCRIPTION, Projection
+from plait.settings.tune import Choice, IntRange, LogUniform, Uniform
 import plait.settings as settings
 
+DISTRIBUTIONS = (Uniform, LogUniform, IntRange, Choice)
 START = "<!-- config-reference:start -->"
 END = "<!-- config-reference:end -->"
 _BOUNDS = {"gt": ">", "ge": "≥", "lt": "<", "le": "≤", "min_length": "min length", "max_length": "max length"}
@@ -54,7 +56,7 @@ def render_type(tp: Any) -> str:
             if all(tags) and len({key for key, _ in tags}) == 1:
                 return "{%s: %s}" % (tags[0][0], " | ".join(json.dumps(value) for _, value in tags))
             return "mapping"
-        return " | ".join(render_type(a) for a in args)
+        return " | ".join(dict.fromkeys(render_type(a) for a in args))  # `mapping | mapping` once
     if _is_model(tp):
         tag = _tag(tp)
         return "{%s: %s}" % (tag[0], json.dumps(tag[1])) if tag else "mapping"
@@ -112,8 +114,8 @@ def key_table(model: type[BaseModel]) -> str:
 
 def _registered() -> tuple:
     """Section classes that have their own headings (one per registered component, and the projection every encoder
-    shares), not nested `see below`s."""
-    return (*settings.ENCODERS, *settings.FUSIONS, *settings.INPUTS, *settings.OUTPUTS, Projection)
+    shares), or that their key's description covers (the search space's distributions), not nested `see below`s."""
+    return (*settings.ENCODERS, *settings.FUSIONS, *settings.INPUTS, *settings.OUTPUTS, Projection, *DISTRIBUTIONS)
 
 
 def _nested(tp: Any) -> list[type[BaseModel]]:

@@ -172,6 +172,8 @@ def _display_path(loc: tuple, raw: Any) -> str:
             parts.append(str(element))
         elif isinstance(node, dict) and element in (node.get("type"), node.get("name")):
             continue  # a union tag, not a key the user wrote
+        elif isinstance(node, list) and isinstance(element, str):
+            continue  # a union tag that is also the key above it (`{int: [1, 2]}`)
         else:
             node = None
             parts.append(str(element))

@@ -16,6 +16,7 @@ from plait.cli.augment import augment_app
 from plait.cli.compare import compare
 from plait.cli.sagemaker import sagemaker_app
 from plait.cli.serve import serve
+from plait.cli.tune import tune
 from plait.cli.summary import summary
 from plait.cli.usage import is_usage_error, show_usage_error
 from plait.errors import PlaitError
@@ -34,7 +35,7 @@ def options(verbose: bool = typer.Option(False, "--verbose", "-v", help="Also sh
 
 for command in (train.train, evaluation.evaluate, evaluation.ablate, evaluation.report, inference.predict,
                 inference.index, inference.search, inference.embed, inference.caption, inference.export,
-                train.validate, summary, train.demo, compare, serve):
+                train.validate, summary, train.demo, compare, serve, tune):
     app.command()(command)
 app.add_typer(augment_app, name="augment")
 app.add_typer(cache.cache_app, name="cache")

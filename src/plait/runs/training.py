@@ -29,11 +29,12 @@ CACHE_SKIP_HINT = "set data.on_bad_sample: skip, or add --set data.on_bad_sample
 
 
 def train(config: Config, run_dir: str | Path | None = None, resume: bool = False, checkpoint: str = "last",
-          init_from: str | Path | None = None) -> Path:
+          init_from: str | Path | None = None, on_validation=None) -> Path:
     """Train `config` into `run_dir` (default: a new runs/NAME-TIMESTAMP), or continue the run in `run_dir`
     (`resume`) from its checkpoint `checkpoint` (`last`, `best` or a checkpoint folder). A new run may start from the
     weights of another run or checkpoint (`init_from`) where names and shapes match. Under a launcher every process
-    trains and the first alone writes. Returns the run folder."""
+    trains and the first alone writes. `on_validation(epoch, monitored)` hears the monitored metric after each
+    validation (`plait tune` reports it to Optuna, and may stop the run by raising). Returns the run folder."""
     require_trackers(config.tracking)  # a missing tracker package fails before any data work
     run = Run.start(config, join_processes=True)  # several processes under torchrun or mpirun
     try:
@@ -43,7 +44,7 @@ def train(config: Config, run_dir: str | Path | None = None, resume: bool = Fals
             source = None
         if resume and source is None and run.world.is_main:  # nothing to continue: it starts cleanly, as configured
             save_config(run.config, run.folder / "config.yaml")
-        _train(run, source, init_source(init_from) if init_from is not None else None)
+        _train(run, source, init_source(init_from) if init_from is not None else None, on_validation)
     finally:
         console.quiet = False
         distributed.stop()
@@ -73,7 +74,7 @@ def _place(run: Run, run_dir: str | Path | None, resume: bool) -> None:
         save_config(run.config, run.folder / "config.yaml")
 
 
-def _train(run: Run, source: Path | None, init_from: Path | None) -> None:
+def _train(run: Run, source: Path | None, init_from: Path | None, on_validation=None) -> None:
     """Every rank trains, continuing the checkpoint `source` if any, or starting from the weights in `init_from`;
     rank 0 alone writes."""
     config, world, resuming = run.config, run.world, source is not None
@@ -116,7 +117,7 @@ def _train(run: Run, source: Path | None, init_from: Path | None) -> None:
                           backends=config.tracking, config=to_dict(config), name=run.folder.name)
     try:
         trainer = Trainer(model, run.features, run.tasks, splits["train"], splits.get("validation"), config.train,
-                          run.folder, run.preprocessor.state_dict(), run.device, tracker)
+                          run.folder, run.preprocessor.state_dict(), run.device, tracker, on_validation)
         if resuming:
             trainer.restore(source, previous)
         trainer.fit()

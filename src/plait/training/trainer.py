@@ -60,12 +60,13 @@ def monitor_mode(name: str, tasks: dict) -> str:
 
 class Trainer:
     def __init__(self, model, features, tasks, train_split: EncodedSplit, validation_split: EncodedSplit | None,
-                 config, run_dir: Path, preprocessing: dict, device, tracker):
+                 config, run_dir: Path, preprocessing: dict, device, tracker, on_validation=None):
         if len(train_split) == 0:
             raise PlaitError("the training split is empty")
         self.model, self.features, self.tasks, self.config = model, features, tasks, config
         self.train_split, self.validation_split = train_split, validation_split
         self.run_dir, self.preprocessing, self.device, self.tracker = Path(run_dir), preprocessing, device, tracker
+        self.on_validation = on_validation  # (epoch, monitored value) after each validation: a search's reporter
         self.world = distributed.current()
         # the module that trains: under several processes DDP averages the ranks' gradients; `model` is what is saved
         if config.channels_last and device.type == "cuda":
@@ -220,6 +221,8 @@ class Trainer:
             progress.stopped_early = bool(patience and progress.validations_without_improvement >= patience)
         shown = "  ".join(f"{k} {v:.4f}" for k, v in values.items() if k.count(".") <= 1 or k == self.monitor)
         say(f"epoch {progress.epoch}/{self.config.epochs}  {shown}{'  (best)' if improved else ''}")
+        if self.on_validation is not None:
+            self.on_validation(progress.epoch, monitored)
 
     def log_training(self, seconds: float) -> None:
         loss, rows = self.fold_pending()

@@ -1,0 +1,125 @@
+"""`plait tune`: the `tune:` space checked against the config, trials as run folders, the config's own values tried
+first, pruning between epochs, the results, and a study resumed after its worker was killed (SQLite)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+import yaml
+
+from plait import api
+from plait.config import load_config, validate
+from plait.runs import Run
+from plait.tuning.study import open_study
+from tests.conftest import run_cli_here, tabular_config, tabular_rows
+
+SPACE = {"train.optimizer.lr": {"loguniform": [1.0e-4, 1.0e-1]}, "fusion.dropout": {"uniform": [0.0, 0.5]},
+         "fusion.hidden": {"choice": [[32], [32, 16]]}}
+
+
+def study_config(table: Path, epochs: int = 3, **tune) -> dict:
+    config = tabular_config(table, epochs=epochs, monitor="validation.label.accuracy", optimizer={"name": "adam", "lr": 0.01})
+    config["outputs"] = config["outputs"][:1]
+    config.update(tracking=[], report={"write": False})
+    config["tune"] = {"trials": 4, "sampler": "random", "startup_trials": 1, "space": SPACE, **tune}
+    return config
+
+
+@pytest.fixture
+def table(tmp_path) -> Path:
+    tabular_rows(240).to_csv(tmp_path / "table.csv", index=False)
+    return tmp_path / "table.csv"
+
+
+def write(config: dict, path: Path) -> Path:
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_a_wrong_path_or_value_in_the_space_is_named(table, tmp_path):
+    config = study_config(table)
+    config["tune"]["space"] = {"fusion.dropot": {"uniform": [0, 0.5]}, "inputs.nte.encoder.dim": {"int": [4, 16]},
+                               "train.batch_size": {"int": [0, 8]}, "fusion.hidden": {"choice": [[16], "wide"]}}
+    result = run_cli_here("validate", write(config, tmp_path / "c.yaml"))
+    assert result.returncode == 1
+    for line in ("tune.space.fusion.dropot: no key 'dropot' in fusion; did you mean fusion.dropout?",
+                 "tune.space.inputs.nte.encoder.dim: no item named 'nte' in inputs; did you mean note?",
+                 "tune.space.train.batch_size: with 0, train.batch_size: Input should be greater than or equal to 1",
+                 "tune.space.fusion.hidden: with 'wide', fusion.hidden: Input should be a valid list"):
+        assert line in result.stderr, result.stderr
+    config["tune"]["space"] = {"train.epochs": {"normal": [1, 2]}}
+    assert "expected one of {uniform: [low, high]}" in run_cli_here("validate", write(config, tmp_path / "d.yaml")).stderr
+    config["tune"]["space"] = {"train.optimizer.lr": {"loguniform": [0, 1]}}
+    assert "needs 0 < low < high" in run_cli_here("validate", write(config, tmp_path / "e.yaml")).stderr
+    assert run_cli_here("validate", write(study_config(table), tmp_path / "f.yaml")).stdout.strip() == "OK"
+
+
+def test_train_ignores_the_tune_section(table, tmp_path):
+    run = api.train(validate(study_config(table, epochs=1)), run_dir=tmp_path / "run")
+    assert load_config(run / "config.yaml").train.optimizer.lr == 0.01
+
+
+def best_validation(run_dir: Path) -> float:
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return max(record["validation.label.accuracy"] for record in records if "validation.label.accuracy" in record)
+
+
+def test_a_study_trains_a_run_per_trial_starting_from_the_configs_own_values(table, tmp_path):
+    study_dir = api.tune(validate(study_config(table)), tmp_path / "study")
+    trials = pd.read_csv(study_dir / "trials.csv")
+    assert len(trials) == 4 and set(trials["state"]) <= {"COMPLETE", "PRUNED"}
+    first = trials.iloc[0]  # the config's own lr and dropout; its hidden [32] is one of the choices too
+    assert (first["param train.optimizer.lr"], first["param fusion.dropout"], first["param fusion.hidden"]) == (0.01, 0.1, "[32]")
+    for _, trial in trials.iterrows():
+        run = Run.load(trial["run_dir"])  # an ordinary run folder, trained with the trial's values
+        assert run.config.train.optimizer.lr == pytest.approx(trial["param train.optimizer.lr"])
+        assert run.config.fusion.dropout == pytest.approx(trial["param fusion.dropout"])
+    completed = trials[trials["state"] == "COMPLETE"]
+    best = completed.loc[completed["value"].idxmax()]
+    assert best["value"] == pytest.approx(best_validation(Path(best["run_dir"])))  # the objective: the best validation
+    assert first["state"] == "COMPLETE" and best["value"] >= first["value"]  # at least as good as the config as given
+    best_config = load_config(study_dir / "best.yaml")
+    assert best_config.train.optimizer.lr == pytest.approx(best["param train.optimizer.lr"]) and best_config.tune is None
+    shown = run_cli_here("tune", "--show", study_dir)
+    assert f"best: trial {int(best['number'])}" in shown.stdout and "COMPLETE" in shown.stdout
+
+
+def test_a_trial_falling_behind_is_pruned_before_its_last_epoch(table, tmp_path):
+    config = validate(study_config(table, epochs=4, trials=3, startup_trials=2))
+    study = open_study(tmp_path / "study", config, None, None)
+    for lr in (0.01, 0.02, 1.0e-4):  # two that learn, then one too slow to in 4 epochs
+        study.enqueue_trial({"train.optimizer.lr": lr, "fusion.dropout": 0.1, "fusion.hidden": 0})
+    (tmp_path / "study").mkdir(exist_ok=True)
+    api.tune(config, tmp_path / "study")
+    trials = pd.read_csv(tmp_path / "study" / "trials.csv")
+    assert list(trials["state"]) == ["COMPLETE", "COMPLETE", "PRUNED"], trials
+    assert trials.iloc[2]["epochs"] < 4  # it stopped early: fewer validations reported than epochs
+    records = [json.loads(line) for line in (Path(trials.iloc[2]["run_dir"]) / "metrics.jsonl").read_text().splitlines()]
+    assert max(record.get("epoch", 0) for record in records) < 4
+
+
+def test_a_study_whose_worker_was_killed_resumes_and_makes_up_for_the_lost_trial(table, tmp_path):
+    config = write(study_config(table, epochs=6, trials=3, pruner="none", stale_after="3s"), tmp_path / "c.yaml")
+    study_dir = tmp_path / "study"
+    worker = subprocess.Popen([sys.executable, "-m", "plait", "tune", str(config), "--study-dir", str(study_dir)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not (study_dir / "trial-0001" / "metrics.jsonl").is_file():  # killed in its second trial
+        assert worker.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    time.sleep(4)  # past stale_after: the trial's heartbeat has stopped
+    run_cli_here("tune", "--study-dir", study_dir)
+    trials = pd.read_csv(study_dir / "trials.csv")
+    assert list(trials["number"]) == [0, 1, 2, 3]
+    assert list(trials["state"]) == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"], trials
+    assert optuna.load_study(study_name="tabular", storage=f"sqlite:///{study_dir / 'study.db'}").best_trial.number in (0, 2, 3)
