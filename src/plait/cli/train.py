@@ -64,10 +64,11 @@ def validate(
     config: Path = typer.Argument(..., help="The YAML config."),
     set_: list[str] = typer.Option([], "--set", help="Override a key, e.g. --set train.epochs=3."),
 ):
-    """Check a config against the schema: prints OK, or one line per problem."""
+    """Check a config against the schema (and its `tune:` space against the config): prints OK, or one line per problem."""
     from plait.config import load_config
+    from plait.tuning.space import check_space
 
-    load_config(config, set_)
+    check_space(load_config(config, set_), str(config))
     typer.echo("OK")
 
 
