@@ -93,7 +93,10 @@ def open_study(study_dir: Path, config: Config, storage: str | None, name: str |
     try:
         grace = max(2, round(seconds_of(config.tune.stale_after)))  # a worker beats 4 times within it
         rdb = RDBStorage(url, heartbeat_interval=max(1, grace // 4), grace_period=grace, engine_kwargs={"pool_pre_ping": True})
-    except Exception as error:  # a bad URL, an unreachable server, a missing driver: all the user's to fix
+    except ModuleNotFoundError as error:
+        raise PlaitError(f"cannot open the study storage {url}: its database driver is not installed ({error}); for "
+                         "PostgreSQL: pip install 'plait[postgres]' (psycopg)") from None
+    except Exception as error:  # a bad URL, an unreachable server: the user's to fix
         raise PlaitError(f"cannot open the study storage {url}: {error}") from None
     return optuna.create_study(storage=rdb, sampler=make_sampler(config.tune, config.train.seed), pruner=make_pruner(config.tune),
                                study_name=name or config.name, direction=direction_of(config), load_if_exists=True)
