@@ -19,6 +19,7 @@ from plait import api
 from plait.config import load_config, validate
 from plait.runs import Run
 from plait.tuning.study import open_study
+from tests.browser import external_requests, find_chromium, render
 from tests.conftest import run_cli_here, tabular_config, tabular_rows
 
 SPACE = {"train.optimizer.lr": {"loguniform": [1.0e-4, 1.0e-1]}, "fusion.dropout": {"uniform": [0.0, 0.5]},
@@ -123,3 +124,21 @@ def test_a_study_whose_worker_was_killed_resumes_and_makes_up_for_the_lost_trial
     assert list(trials["number"]) == [0, 1, 2, 3]
     assert list(trials["state"]) == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"], trials
     assert optuna.load_study(study_name="tabular", storage=f"sqlite:///{study_dir / 'study.db'}").best_trial.number in (0, 2, 3)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(find_chromium() is None, reason="needs Chromium (CI installs Debian's chromium)")
+def test_the_study_page_opens_offline_and_sorts_its_trials(table, tmp_path):
+    study_dir = api.tune(validate(study_config(table, trials=4, startup_trials=4)), tmp_path / "study")
+    values = pd.read_csv(study_dir / "trials.csv").set_index("number")["value"]
+
+    def sort_by_objective_ascending(tab) -> None:
+        tab.evaluate("[...document.querySelectorAll('table.sortable th')].find(th => th.textContent === 'objective').click()")
+
+    page = render(study_dir / "study.html", tmp_path / "study.png", act=sort_by_objective_ascending,
+                  evaluate=["[...document.querySelectorAll('table.sortable tbody tr')].map(row => +row.cells[0].textContent)"])
+    assert external_requests(page) == [] and page.console_errors == []
+    assert page.headings[1:] == ["Best trial", "Optimisation history", "Parameter importance", "Trials"]
+    assert [values[number] for number in page.values[0]] == sorted(values)  # lowest objective first after one click
+    assert any(image["naturalWidth"] > 300 for image in page.images)  # the history plot
+    assert "parameter" in page.text and "importance" in page.text

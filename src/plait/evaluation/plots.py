@@ -72,3 +72,21 @@ def scatter_plot(truth: list[float], predicted: list[float], path: str, title: s
     axes.plot([low, high], [low, high], color="grey", linewidth=1)
     axes.set(title=title, xlabel="true", ylabel="predicted")
     _save(figure, path)
+
+
+def optimisation_plot(finished: list[tuple[int, float, str]], best: list[tuple[int, float]], path: str, title: str,
+                      ylabel: str) -> None:
+    """A study's history: each finished trial's objective (completed trials filled, pruned ones hollow at the value
+    they reached) and the best so far."""
+    figure, axes = plt.subplots(figsize=(6, 4))
+    for state, style in (("COMPLETE", {"color": "C0"}), ("PRUNED", {"facecolors": "none", "edgecolors": "C1"})):
+        points = [(number, value) for number, value, kind in finished if kind == state]
+        if points:
+            axes.scatter([p[0] for p in points], [p[1] for p in points], s=22, label=state.lower(), **style)
+    if best:
+        axes.step([p[0] for p in best], [p[1] for p in best], where="post", color="C2", label="best so far")
+    axes.set(title=title, xlabel="trial", ylabel=ylabel)
+    axes.xaxis.get_major_locator().set_params(integer=True)  # trials are whole numbers
+    axes.grid(alpha=0.3)
+    axes.legend()
+    _save(figure, path)

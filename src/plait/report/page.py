@@ -1,5 +1,5 @@
 """The report's layout: one HTML page with its stylesheet inline, a navigation bar, and a card per section.
-No script, no font or stylesheet from elsewhere: the page renders the same offline, in any browser or mail client."""
+Nothing from elsewhere (no font, stylesheet or script): the page renders the same offline, in any browser."""
 
 from __future__ import annotations
 
@@ -54,8 +54,9 @@ pre { background: #f8f9fb; border: 1px solid var(--line); border-radius: 6px; pa
 """
 
 
-def page(title: str, facts: list[str], sections: list[tuple[str, str, str]]) -> str:
-    """The whole document; `sections` are (anchor, heading, body HTML), and empty bodies are left out."""
+def page(title: str, facts: list[str], sections: list[tuple[str, str, str]], script: str = "") -> str:
+    """The whole document; `sections` are (anchor, heading, body HTML), and empty bodies are left out; `script`, if
+    any, runs at the end of the body (inline: the page still requests nothing)."""
     shown = [(anchor, heading, body) for anchor, heading, body in sections if body]
     nav = "".join(f'<a href="#{anchor}">{escape(heading)}</a>' for anchor, heading, _ in shown)
     cards = "".join(f'<section id="{anchor}"><h2>{escape(heading)}</h2>{body}</section>' for anchor, heading, body in shown)
@@ -63,7 +64,7 @@ def page(title: str, facts: list[str], sections: list[tuple[str, str, str]]) -> 
             f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{escape(title)}</title>'
             f'<style>{STYLE}</style></head><body><header><h1>{escape(title)}</h1>'
             f'<div class="facts">{" · ".join(escape(f) for f in facts)}</div></header>'
-            f'<nav>{nav}</nav><main>{cards}</main></body></html>')
+            f'<nav>{nav}</nav><main>{cards}</main>{f"<script>{script}</script>" if script else ""}</body></html>')
 
 
 def table(headers: list[str], rows: list[list], css_class: str = "") -> str:

@@ -1,6 +1,6 @@
 """What a study leaves in its folder: `trials.csv` (one row per trial: number, state as Optuna names it, the objective,
-each parameter, the run folder) and `best.yaml` (the full config of the best completed trial, trainable with
-`plait train`); and the summary `plait tune --show DIR` prints."""
+each parameter, the run folder), `best.yaml` (the full config of the best completed trial, trainable with
+`plait train`) and `study.html` (plait/report/study.py); and the summary `plait tune --show DIR` prints."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from optuna.trial import TrialState
 from plait.config import load_config
 from plait.console import print_table
 from plait.errors import PlaitError
+from plait.files import write_atomic
+from plait.report.study import study_page
 from plait.tuning.folder import STUDY_CONFIG, storage_url
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -33,8 +35,10 @@ def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
     return study.best_trial if any(t.state == TrialState.COMPLETE for t in study.trials) else None
 
 
-def write_results(study: optuna.Study, study_dir: Path) -> None:
+def write_results(study: optuna.Study, study_dir: Path, objective: str) -> None:
+    """trials.csv, best.yaml and the study page, study.html."""
     trials_table(study).to_csv(study_dir / "trials.csv", index=False)
+    write_atomic(study_dir / "study.html", study_page(study, study_dir, objective))
     best = best_trial(study)
     if best is not None:
         shutil.copy2(Path(best.user_attrs["run_dir"]) / "config.yaml", study_dir / "best.yaml")

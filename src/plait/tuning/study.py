@@ -29,11 +29,11 @@ from plait.tuning.folder import STUDY_CONFIG, storage_url
 from plait.tuning.results import FINISHED, write_results
 from plait.tuning.space import check_space, contains, searched_config, value_at
 
-def direction_of(config: Config) -> str:
-    """`minimize` or `maximize`: the monitored metric's direction, as the trainer resolves it (with a validation split)."""
+def monitor_of(config: Config) -> tuple[str, str]:
+    """The monitored metric and `minimize` or `maximize`, as the trainer resolves them (with a validation split)."""
     tasks = {spec.name: TASKS.get_or_fail(spec.type) for spec in config.outputs}
-    _, mode = resolve_monitor(config.train.monitor, config.train.monitor_mode, tasks, has_validation=True)
-    return "minimize" if mode == "min" else "maximize"
+    name, mode = resolve_monitor(config.train.monitor, config.train.monitor_mode, tasks, has_validation=True)
+    return name, "minimize" if mode == "min" else "maximize"
 
 
 def suggest(trial, path: str, distribution):
@@ -99,7 +99,7 @@ def open_study(study_dir: Path, config: Config, storage: str | None, name: str |
     except Exception as error:  # a bad URL, an unreachable server: the user's to fix
         raise PlaitError(f"cannot open the study storage {url}: {error}") from None
     return optuna.create_study(storage=rdb, sampler=make_sampler(config.tune, config.train.seed), pruner=make_pruner(config.tune),
-                               study_name=name or config.name, direction=direction_of(config), load_if_exists=True)
+                               study_name=name or config.name, direction=monitor_of(config)[1], load_if_exists=True)
 
 
 def study_config(config_path, study_dir: Path, overrides: list[str]) -> Config:
@@ -148,7 +148,7 @@ def tune(config_path, study_dir: str | Path, overrides: list[str] = (), trials: 
                        callbacks=[MaxTrialsCallback(tune_settings.trials, states=FINISHED), progress])
     else:
         say(f"{study_dir}: the study already has {tune_settings.trials} finished trials")
-    write_results(study, study_dir)
+    write_results(study, study_dir, monitor_of(config)[0])
     return study_dir
 
 
@@ -198,4 +198,4 @@ def run_trial(trial, base: dict, tune_settings: TuneConfig, study_dir: Path) -> 
     finite = [value for value in seen if not math.isnan(value)]
     if not finite:
         raise PlaitError(f"trial {trial.number}: no finite validation value of the monitored metric")
-    return min(finite) if direction_of(config) == "minimize" else max(finite)
+    return min(finite) if monitor_of(config)[1] == "minimize" else max(finite)
