@@ -142,3 +142,21 @@ def test_the_study_page_opens_offline_and_sorts_its_trials(table, tmp_path):
     assert [values[number] for number in page.values[0]] == sorted(values)  # lowest objective first after one click
     assert any(image["naturalWidth"] > 300 for image in page.images)  # the history plot
     assert "parameter" in page.text and "importance" in page.text
+
+
+@pytest.mark.slow
+def test_a_six_trial_study_of_the_demo_recipe_ends_at_least_as_good_as_the_recipe_itself(tmp_path):
+    from plait.demo.synthetic import make_demo
+    from tests.conftest import ROOT
+
+    table = make_demo(tmp_path / "data", rows=300)
+    overrides = [f"data.table={table}", "train.epochs=3", "train.checkpoint_every_steps=null", "report.write=false",
+                 "tracking=[]", "tune.trials=6"]
+    study_dir = api.tune(ROOT / "recipes" / "demo.yaml", tmp_path / "study", overrides)
+    trials = pd.read_csv(study_dir / "trials.csv")
+    recipe = load_config(ROOT / "recipes" / "demo.yaml")
+    own = trials.iloc[0]  # the recipe's own values, trained as the recipe trains
+    assert own["param train.optimizer.lr"] == recipe.train.optimizer.lr and own["param fusion.hidden"] == "[64]"
+    assert own["state"] == "COMPLETE" and len(trials) == 6
+    assert trials.loc[trials["state"] == "COMPLETE", "value"].max() >= own["value"]
+    assert load_config(study_dir / "best.yaml").fusion.hidden in ([32], [64], [128, 64])
