@@ -160,3 +160,13 @@ def test_a_six_trial_study_of_the_demo_recipe_ends_at_least_as_good_as_the_recip
     assert own["state"] == "COMPLETE" and len(trials) == 6
     assert trials.loc[trials["state"] == "COMPLETE", "value"].max() >= own["value"]
     assert load_config(study_dir / "best.yaml").fusion.hidden in ([32], [64], [128, 64])
+
+
+def test_a_grid_study_tries_every_combination_once_and_hyperband_can_be_its_pruner(table, tmp_path):
+    config = study_config(table, epochs=2, trials=4, sampler="grid", pruner="hyperband")
+    config["tune"]["space"] = {"fusion.hidden": {"choice": [[32], [32, 16]]}, "train.batch_size": {"int": [16, 32], "step": 16}}
+    study_dir = api.tune(validate(config), tmp_path / "study")
+    trials = pd.read_csv(study_dir / "trials.csv")
+    combinations = sorted(zip(trials["param fusion.hidden"], trials["param train.batch_size"]))
+    assert combinations == [("[32, 16]", 16), ("[32, 16]", 32), ("[32]", 16), ("[32]", 32)]
+    assert isinstance(open_study(study_dir, validate(config), None, None).pruner, optuna.pruners.HyperbandPruner)

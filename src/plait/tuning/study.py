@@ -131,7 +131,7 @@ def tune(config_path, study_dir: str | Path, overrides: list[str] = (), trials: 
         save_config(config, study_dir / STUDY_CONFIG)
     study = open_study(study_dir, config, storage, study_name)
     base = searched_config(config)
-    if not study.trials:
+    if not study.trials and tune_settings.sampler != "grid":  # a grid holds every combination, the config's own too
         enqueue_own_values(study, base, tune_settings)
 
     def objective(trial) -> float:
