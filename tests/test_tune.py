@@ -170,3 +170,25 @@ def test_a_grid_study_tries_every_combination_once_and_hyperband_can_be_its_prun
     combinations = sorted(zip(trials["param fusion.hidden"], trials["param train.batch_size"]))
     assert combinations == [("[32, 16]", 16), ("[32, 16]", 32), ("[32]", 16), ("[32]", 32)]
     assert isinstance(open_study(study_dir, validate(config), None, None).pruner, optuna.pruners.HyperbandPruner)
+
+
+def test_opening_the_storage_is_retried_after_a_database_error_and_not_forever():
+    from sqlalchemy.exc import IntegrityError
+
+    from plait.tuning.study import retried
+
+    calls = []
+
+    def flaky(failures: int):
+        def open_storage():
+            calls.append(1)
+            if len(calls) <= failures:
+                raise IntegrityError("CREATE TABLE alembic_version", {}, Exception("duplicate key"))
+            return "storage"
+        return open_storage
+
+    assert retried(flaky(2), attempts=3) == "storage" and len(calls) == 3
+    calls.clear()
+    with pytest.raises(IntegrityError):
+        retried(flaky(5), attempts=2)
+    assert len(calls) == 2

@@ -70,3 +70,15 @@ def test_a_worker_killed_mid_trial_leaves_a_failed_trial_and_the_other_finishes_
     states = [trial.state.name for trial in optuna.load_study(study_name="tabular", storage=server.url).trials]
     assert states.count("FAIL") == 1 and states.count("COMPLETE") == 4, states
     assert yaml.safe_load((tmp_path / "machine-b" / "best.yaml").read_text())["name"] == "tabular"
+
+
+def test_workers_starting_together_on_an_empty_database_all_open_the_study(server, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from plait.config import validate
+    from plait.tuning.study import open_study
+
+    config = validate(study_config(tmp_path / "table.csv"))
+    with ThreadPoolExecutor(6) as pool:  # each creates Optuna's tables if it finds none: they race
+        studies = list(pool.map(lambda n: open_study(tmp_path / f"machine-{n}", config, server.url, "race"), range(6)))
+    assert {study._study_id for study in studies} == {studies[0]._study_id}

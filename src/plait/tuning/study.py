@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import logging
 import math
+import random
+import time
 import traceback
 import warnings
 from pathlib import Path
@@ -90,9 +92,10 @@ def open_study(study_dir: Path, config: Config, storage: str | None, name: str |
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats are, in Optuna 5
     study_dir.mkdir(parents=True, exist_ok=True)
     url = storage_url(study_dir, storage)
+    grace = max(2, round(seconds_of(config.tune.stale_after)))  # a worker beats 4 times within it
     try:
-        grace = max(2, round(seconds_of(config.tune.stale_after)))  # a worker beats 4 times within it
-        rdb = RDBStorage(url, heartbeat_interval=max(1, grace // 4), grace_period=grace, engine_kwargs={"pool_pre_ping": True})
+        rdb = retried(lambda: RDBStorage(url, heartbeat_interval=max(1, grace // 4), grace_period=grace,
+                                         engine_kwargs={"pool_pre_ping": True}))
     except ModuleNotFoundError as error:
         raise PlaitError(f"cannot open the study storage {url}: its database driver is not installed ({error}); for "
                          "PostgreSQL: pip install 'plait[postgres]' (psycopg)") from None
@@ -100,6 +103,20 @@ def open_study(study_dir: Path, config: Config, storage: str | None, name: str |
         raise PlaitError(f"cannot open the study storage {url}: {error}") from None
     return optuna.create_study(storage=rdb, sampler=make_sampler(config.tune, config.train.seed), pruner=make_pruner(config.tune),
                                study_name=name or config.name, direction=monitor_of(config)[1], load_if_exists=True)
+
+
+def retried(open_storage, attempts: int = 6):
+    """`open_storage()`, tried again after a database error: workers that start together on an empty database race
+    to create Optuna's tables, and the losers fail on a duplicate (the tables exist once the winner is done)."""
+    from sqlalchemy.exc import DBAPIError
+
+    for attempt in range(attempts):
+        try:
+            return open_storage()
+        except DBAPIError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 + random.random())
 
 
 def study_config(config_path, study_dir: Path, overrides: list[str]) -> Config:
