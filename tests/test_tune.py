@@ -192,3 +192,11 @@ def test_opening_the_storage_is_retried_after_a_database_error_and_not_forever()
     with pytest.raises(IntegrityError):
         retried(flaky(5), attempts=2)
     assert len(calls) == 2
+
+
+def test_a_worker_whose_trials_keep_failing_stops_and_says_why(table, tmp_path):
+    config = study_config(tmp_path / "no-such-table.csv", trials=10)
+    result = run_cli_here("tune", write(config, tmp_path / "c.yaml"), "--study-dir", tmp_path / "study")
+    assert result.returncode == 1 and "3 trials in a row failed" in result.stderr and "no-such-table.csv" in result.stderr
+    trials = pd.read_csv(tmp_path / "study" / "trials.csv")
+    assert list(trials["state"]) == ["FAIL"] * 3 and trials["error"].str.contains("no-such-table.csv").all()

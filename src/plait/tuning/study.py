@@ -31,6 +31,8 @@ from plait.tuning.folder import STUDY_CONFIG, storage_url
 from plait.tuning.results import FINISHED, write_results
 from plait.tuning.space import check_space, contains, searched_config, value_at
 
+FAILURES_IN_A_ROW = 3  # a worker whose trials keep failing (a missing table, a broken value) stops and says why
+
 def monitor_of(config: Config) -> tuple[str, str]:
     """The monitored metric and `minimize` or `maximize`, as the trainer resolves them (with a validation split)."""
     tasks = {spec.name: TASKS.get_or_fail(spec.type) for spec in config.outputs}
@@ -160,12 +162,22 @@ def tune(config_path, study_dir: str | Path, overrides: list[str] = (), trials: 
         say(f"trial {trial.number} {trial.state.name}: {counts[TrialState.COMPLETE]} completed, {counts[TrialState.PRUNED]} "
             f"pruned, {counts[TrialState.FAIL]} failed of {tune_settings.trials}; {best}")
 
+    failed: list = []  # this worker's failed trials since its last finished one
+
+    def stop_when_failing(study, trial) -> None:
+        failed[:] = [*failed, trial] if trial.state == TrialState.FAIL else []
+        if len(failed) >= FAILURES_IN_A_ROW:
+            study.stop()
+
     if sum(t.state in FINISHED for t in study.trials) < tune_settings.trials:
         study.optimize(objective, timeout=seconds_of(tune_settings.timeout), catch=(Exception,), gc_after_trial=True,
-                       callbacks=[MaxTrialsCallback(tune_settings.trials, states=FINISHED), progress])
+                       callbacks=[MaxTrialsCallback(tune_settings.trials, states=FINISHED), progress, stop_when_failing])
     else:
         say(f"{study_dir}: the study already has {tune_settings.trials} finished trials")
     write_results(study, study_dir, monitor_of(config)[0])
+    if len(failed) >= FAILURES_IN_A_ROW:
+        raise PlaitError(f"{len(failed)} trials in a row failed, so this worker stopped; the last: "
+                         f"{failed[-1].user_attrs.get('error', 'see its run folder')} (all in {study_dir / 'trials.csv'})")
     return study_dir
 
 
@@ -189,8 +201,6 @@ def run_trial(trial, base: dict, tune_settings: TuneConfig, study_dir: Path) -> 
     from plait.runs import training
 
     values = {path: suggest(trial, path, distribution) for path, distribution in tune_settings.space.items()}
-    config = validate(with_values(base, [(path.split("."), value, f"{path}={value}") for path, value in values.items()]),
-                      f"trial {trial.number}")
     run_dir = study_dir / f"trial-{trial.number:04d}"
     trial.set_user_attr("run_dir", str(run_dir))
     trial.set_user_attr("values", values)  # as set in the config: a list choice by value, not by its index
@@ -204,6 +214,8 @@ def run_trial(trial, base: dict, tune_settings: TuneConfig, study_dir: Path) -> 
             raise optuna.TrialPruned(f"pruned after epoch {epoch}")
 
     try:
+        config = validate(with_values(base, [(path.split("."), value, f"{path}={value}") for path, value in values.items()]),
+                          f"trial {trial.number}")
         training.train(config, run_dir, on_validation=report)
     except optuna.TrialPruned:
         raise
