@@ -56,10 +56,15 @@ def summary(config: str | Path | Config, overrides: list[str] = (), depth: int =
 
 def evaluate(run_dir: str | Path, split: str = "test", which: str = "best") -> dict:
     """Metrics of a trained run on one split (with its outputs' gallery searches); also written to
-    `evaluation/<split>.json`."""
-    run = Run.load(run_dir, which)
-    evaluation = run.evaluate_split(split)
-    run.write_evaluation(evaluation)
+    `evaluation/<split>.json`. Under a launcher (torchrun, mpirun) the processes share the work, each cell decoded
+    once and each batch predicted once, and the first one writes; the metrics are those of one process."""
+    run = Run.load(run_dir, which, join_processes=True)
+    try:
+        evaluation = run.evaluate_split(split, together=True)
+        if run.world.is_main:
+            run.write_evaluation(evaluation)
+    finally:
+        run.leave_processes()
     return evaluation.metrics
 
 

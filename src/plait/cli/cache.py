@@ -18,13 +18,23 @@ def cache_build(
     set_: list[str] = typer.Option([], "--set", help="Override a key, e.g. --set data.cache_dir=/fast/disk."),
     skipped: Optional[Path] = typer.Option(None, "--skipped", help="Where to list rows passed over under "
                                            "data.on_bad_sample: skip (default: skipped-NAME.jsonl in the cache folder)."),
+    nproc: int = typer.Option(1, "--nproc", min=1, help="Decode in this many processes on this machine (hands over to "
+                              "torchrun, as plait train --nproc does): each cell is decoded once, by one of them."),
 ):
     """Decode every split's cached inputs (and frozen encoders' embeddings) now, so training starts warm."""
     from plait import api
     from plait.console import say
     from plait.data.tally import skipped_line
+    from plait.training.distributed import world_from_env
 
+    if nproc > 1:
+        from plait.training.launch import run_torchrun
+
+        args = [str(config), *(f"--set={text}" for text in set_), *([f"--skipped={skipped}"] if skipped else [])]
+        raise typer.Exit(run_torchrun(nproc, ["cache", "build", *args]))
     built = api.build_cache(config, set_, skipped)
+    if not world_from_env().is_main:
+        return
     _print_cache(built["namespaces"])
     if built["skipped"]:
         say(f"[yellow]{skipped_line(built['skipped'], built['skipped_file'])}[/yellow]")

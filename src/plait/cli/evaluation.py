@@ -23,14 +23,26 @@ def evaluate(
                                   "given each row another row's inputs (shuffled_inputs: how much it reads them)."),
     untrained: bool = typer.Option(False, "--untrained", help="Also score the same model with fresh random weights: "
                                    "what training adds."),
+    nproc: int = typer.Option(1, "--nproc", min=1, help="Evaluate in this many processes on this machine (hands over to "
+                              "torchrun): each predicts a share of the batches; the metrics equal one process's."),
 ):
     """Metrics of a trained run on one split (also written to evaluation/SPLIT.json); with --baseline or --untrained,
     beside the floors it must clear (as JSON: {"trained": ..., "baseline": ..., "untrained": ...})."""
     from plait import api
+    from plait.errors import PlaitError
+    from plait.training.distributed import world_from_env
 
+    if nproc > 1 and (baseline or untrained):
+        raise PlaitError("--baseline and --untrained are evaluated in one process: leave out --nproc")
+    if nproc > 1:
+        from plait.training.launch import run_torchrun
+
+        args = [str(run_dir), f"--split={split.value}", f"--checkpoint={checkpoint.value}", *(["--json"] if as_json else [])]
+        raise typer.Exit(run_torchrun(nproc, ["evaluate", *args]))
     if not (baseline or untrained):
         metrics = api.evaluate(run_dir, split.value, checkpoint.value)
-        show(metrics, as_json, f"{split.value} metrics", ["metric", "value"], [[k, v] for k, v in metrics.items()])
+        if world_from_env().is_main:
+            show(metrics, as_json, f"{split.value} metrics", ["metric", "value"], [[k, v] for k, v in metrics.items()])
         return
     results = api.evaluate_with_floors(run_dir, split.value, checkpoint.value, baseline, untrained)
     rows = [[key, *(scores.get(key, "") for scores in results.values())] for key in results["trained"]]

@@ -28,6 +28,8 @@ import numpy as np
 import torch
 
 from plait.data.cache_folder import cache_folder, digest
+from plait.data.division import ALONE, Division
+from plait.errors import BadSample, MissingValue
 from plait.files import write_atomic
 
 
@@ -176,6 +178,7 @@ class CachedFeature:
         self.cell_keys: dict[int, tuple] = {}  # id(array cell) → (cell, fingerprint): hashed once per split, not twice
         self.prefetched: set[str] = set()  # keys decoded by `prefetch`: already counted as misses
         self.last_from_cache = False  # whether the last `encode` found its cell stored (else it decoded it)
+        self.failed: dict[str, Exception] = {}  # keys `prefetch` (here or in another process) could not decode, and why
 
     def fingerprint(self, value) -> str:
         if not isinstance(value, str):  # an array cell: str() would summarise it ("[0. 1. ... 9.]"): memo by identity
@@ -189,6 +192,9 @@ class CachedFeature:
 
     def encode(self, value) -> str:
         key = self.fingerprint(value)
+        if key in self.failed:
+            problem = self.failed[key]
+            raise type(problem)(*problem.args)
         if key in self.prefetched:  # decoded moments ago by `prefetch`; a second row with the same cell is a hit
             self.prefetched.discard(key)
             self.last_from_cache = False
@@ -201,33 +207,55 @@ class CachedFeature:
             self.stats.misses += 1
         return key
 
-    def prefetch(self, values: list, workers: int) -> None:
+    def prefetch(self, values: list, workers: int, division: Division = ALONE) -> None:
         """Fingerprint `values` and decode those not cached yet on `workers` threads (PyAV and Pillow do the work
-        outside the GIL). A cell that fails is left for `encode`, which meets the same problem and reports it
-        with its row under the bad-sample policy."""
+        outside the GIL). With several processes filling the cache (`division`), this one decodes only its share of
+        the missing cells and returns once every process has written its own. A cell that fails to decode is kept
+        in `failed` with its problem, which `encode` reports with its row under the bad-sample policy (so no other
+        process decodes it again to find out); a file that cannot even be fingerprinted is left for `encode`."""
         from concurrent.futures import ThreadPoolExecutor
 
         from plait.console import progress_bar
-        from plait.errors import BadSample, MissingValue
 
-        def load(value):
+        def fingerprint(value):
             try:
-                key = self.fingerprint(value)
-                return None if key in self.store else (key, self.column.encode(value))
+                return self.fingerprint(value), value
             except (BadSample, MissingValue, OSError):
                 return None
 
-        def decoded():  # a window at a time: decoded cells wait in memory only until the store takes them
+        def load(item):
+            key, value = item
+            try:
+                return key, self.column.encode(value), None
+            except (BadSample, MissingValue) as problem:
+                return key, None, problem
+            except OSError:
+                return key, None, None
+
+        def windows(function, items):  # a window at a time: results wait in memory only until taken
             window = workers * 8
             with ThreadPoolExecutor(workers) as pool:
-                for start in range(0, len(values), window):
-                    yield from pool.map(load, values[start:start + window])
+                for start in range(0, len(items), window):
+                    yield from pool.map(function, items[start:start + window])
 
-        for result in progress_bar(decoded(), f"decoding {self.spec.name} ({workers} threads)", total=len(values)):
-            if result is not None and result[0] not in self.store:
-                self.store.add(*result)
-                self.prefetched.add(result[0])
+        by_key = dict(item for item in progress_bar(windows(fingerprint, values),
+                                                    f"reading {self.spec.name}", total=len(values)) if item is not None)
+        missing = division.agree([key for key in by_key if key not in self.store])
+        mine = [(key, by_key[key]) for key in division.mine(missing) if key in by_key]
+        failures: dict[str, Exception] = {}
+        threads = f"{workers} threads" + (f", share {division.index + 1} of {division.count}" if division.shared else "")
+        for key, cell, problem in progress_bar(windows(load, mine), f"decoding {self.spec.name} ({threads})",
+                                               total=len(mine)):
+            if problem is not None:
+                failures[key] = problem
+            elif cell is not None and key not in self.store:
+                self.store.add(key, cell)
+                self.prefetched.add(key)
                 self.stats.misses += 1
+        self.store.flush()
+        self.failed.update(division.settle(failures))
+        if division.shared:
+            self.store.refresh()  # the other processes' shares
 
     def stack(self, keys: list[str | None]) -> CachedCells:
         self.cell_keys = {}  # the split is encoded: let go of its cells

@@ -27,9 +27,10 @@ def digest(*parts) -> str:
 
 
 def remove_abandoned(folder: Path, older_than_s: float = 3600) -> int:
-    """Delete temporary shard folders left by killed writers (only old ones: a young one may still be written)."""
+    """Delete temporary shard folders left by killed writers, and encoded splits left by killed processes
+    (`.encoded-*`, see plait.data.shared_split); only old ones: a young one may still be in use."""
     removed = 0
-    for temporary in folder.glob("*/.tmp-shard-*"):
+    for temporary in [*folder.glob("*/.tmp-shard-*"), *folder.glob(".encoded-*")]:
         if time.time() - temporary.stat().st_mtime > older_than_s:
             shutil.rmtree(temporary, ignore_errors=True)
             removed += 1

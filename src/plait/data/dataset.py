@@ -15,7 +15,9 @@ import torch
 
 from plait.data.cache import CachedCells, CachedFeature, FeatureCache
 from plait.data.columns import Column, is_missing
+from plait.data.division import ALONE, Division
 from plait.data.places import RowPlaces
+from plait.data.shared_split import encoded_once
 from plait.data.tally import CellTally
 from plait.errors import BadSample, MissingValue, PlaitError
 from plait.files import write_atomic
@@ -158,19 +160,30 @@ class Preprocessor:
 
     def encode(self, table: pd.DataFrame, split: str, places: RowPlaces | str, on_bad_sample: str = "error",
                row_numbers=None, with_targets: bool = True, cache: FeatureCache | None = None, workers: int = 1,
-               skip_hint: str = SKIP_HINT) -> EncodedSplit:
+               skip_hint: str = SKIP_HINT, division: Division = ALONE) -> EncodedSplit:
         """Encode every cell (inputs only when `with_targets` is false, as for prediction). Under `error` the
         first bad cell stops with its file, line (or row) and column named, and `skip_hint`; under `skip` the row
         is left out and listed. With a `cache`, inputs that use it are read from it, decoded only on a miss (on
-        `workers` threads), and stay on disk."""
+        `workers` threads), and stay on disk. Several processes filling one cache decode a `division` of the misses
+        each; then the first of them encodes the rows, and the others map its in-memory columns (`encoded_once`)."""
         places = RowPlaces.of(places)
         row_numbers = list(range(len(table))) if row_numbers is None else list(row_numbers)
         columns = self.columns if with_targets else dict(self.features)
         if cache is not None:
             columns = {name: cache.wrap(c) if self.uses_cache(name) else c for name, c in columns.items()}
             for column in columns.values():
-                if isinstance(column, CachedFeature) and workers > 1:
-                    column.prefetch([v for v in table[column.spec.column].tolist() if not is_missing(v)], workers)
+                if isinstance(column, CachedFeature) and (workers > 1 or division.shared):
+                    column.prefetch([v for v in table[column.spec.column].tolist() if not is_missing(v)], workers, division)
+
+        def encode_rows() -> EncodedSplit:
+            return self._encode_rows(table, split, places, on_bad_sample, row_numbers, columns, with_targets, skip_hint)
+
+        encoded = encoded_once(division, cache.folder, columns, encode_rows) if division.shared else encode_rows()
+        if cache is not None:
+            cache.save_stats()
+        return encoded
+
+    def _encode_rows(self, table, split, places, on_bad_sample, row_numbers, columns, with_targets, skip_hint):
         encoded = {name: Stacker(column) for name, column in columns.items()}
         tallies = {name: CellTally() for name in columns}  # targets too, though only the inputs' are shown
         bad: dict[int, SkippedRow] = {}
@@ -183,8 +196,6 @@ class Preprocessor:
                 encoded[name].add(cell)
         keep = [i for i, row in enumerate(row_numbers) if row not in bad]
         stacked = {name: stacker.result(keep) for name, stacker in encoded.items()}
-        if cache is not None:
-            cache.save_stats()
         kept_rows = table.iloc[keep]
         return EncodedSplit(
             name=split,

@@ -1,5 +1,9 @@
 """Run a model over an encoded split and score every output; outputs that generate (captions) are also written
-out once per group of rows (per image) and scored against all of that group's references."""
+out once per group of rows (per image) and scored against all of that group's references.
+
+Several processes (`world`) share the work: batch k of a split goes to process k mod N, and the predictions are
+gathered on every process in batch order. Each batch holds the same rows as in one process, so the predictions,
+and the metrics computed from them, are the same to the bit."""
 
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ import torch
 
 from plait.console import progress_bar
 from plait.data.dataset import EncodedSplit, load_batch, prepare_inputs, to_device
+from plait.training import distributed
+from plait.training.distributed import World
 
 
 @dataclass
@@ -34,47 +40,63 @@ def concatenate(parts: list):
     return torch.cat(parts)
 
 
+def my_batches(batches: tuple, world: World | None) -> list[int]:
+    """The numbers of the batches this process runs."""
+    world = world or World()
+    return list(range(world.rank, len(batches), world.size))
+
+
+def in_batch_order(mine: dict[int, object], world: World | None) -> list:
+    """Every process's results per batch number (`mine`: this process's), in batch order."""
+    if world is not None and world.is_distributed:
+        mine = {number: part for parts in distributed.gather(mine, world) for number, part in parts.items()}
+    return [mine[number] for number in sorted(mine)]
+
+
 @torch.no_grad()
 def predict_split(model, features: dict, tasks: dict, split: EncodedSplit, batch_size: int, device,
-                  drop=frozenset()) -> dict[str, torch.Tensor | dict]:
+                  drop=frozenset(), world: World | None = None) -> dict[str, torch.Tensor | dict]:
     """Raw predictions per output for every row of the split, in order (each task's `reduce` of them, when the split
-    has targets). A generating output appears only when the split has its targets. `drop` leaves inputs out."""
+    has targets), on every process of `world`, each of which predicts a share of the batches. A generating output
+    appears only when the split has its targets. `drop` leaves inputs out."""
     was_training = model.training
     model.eval()
-    collected = defaultdict(list)
-    for indices in torch.arange(len(split)).split(batch_size):
-        batch = load_batch(split, indices, tasks, device)
+    batches = torch.arange(len(split)).split(batch_size)
+    mine = {}
+    for number in my_batches(batches, world):
+        batch = load_batch(split, batches[number], tasks, device)
         targets = batch["targets"] or None
         outputs = model(prepare_inputs(features, batch["inputs"], training=False), drop=frozenset(drop), targets=targets)
-        for name, prediction in outputs.items():
-            if targets and name in targets:
-                prediction = tasks[name].reduce(prediction, targets[name])
-            collected[name].append(to_cpu(prediction))
+        mine[number] = {name: to_cpu(tasks[name].reduce(prediction, targets[name]) if targets and name in targets
+                                     else prediction) for name, prediction in outputs.items()}
     model.train(was_training)
-    return {name: concatenate(parts) for name, parts in collected.items()}
+    parts = in_batch_order(mine, world)
+    return {name: concatenate([part[name] for part in parts]) for name in (parts[0] if parts else {})}
 
 
 @torch.no_grad()
 def generate_rows(model, features: dict, output: str, split: EncodedSplit, rows: list[int], batch_size: int, device,
-                  drop=frozenset(), **options) -> list[list[int]]:
-    """Token ids the head of `output` writes for `rows` of the split (options: beam_size, length_penalty, max_length)."""
+                  drop=frozenset(), world: World | None = None, **options) -> list[list[int]]:
+    """Token ids the head of `output` writes for `rows` of the split (options: beam_size, length_penalty, max_length),
+    on every process of `world`, each of which writes a share of the batches."""
     was_training = model.training
     model.eval()
-    generated: list[list[int]] = []
     batches = torch.tensor(rows, dtype=torch.long).split(batch_size)
-    for indices in progress_bar(batches, f"generating {output} ({split.name})", total=len(batches)):
-        inputs = to_device(split.batch(indices)["inputs"], device)
-        generated += model.generate(prepare_inputs(features, inputs, training=False), output, frozenset(drop), **options)
+    numbers = my_batches(batches, world)
+    mine = {}
+    for number in progress_bar(numbers, f"generating {output} ({split.name})", total=len(numbers)):
+        inputs = to_device(split.batch(batches[number])["inputs"], device)
+        mine[number] = model.generate(prepare_inputs(features, inputs, training=False), output, frozenset(drop), **options)
     model.train(was_training)
-    return generated
+    return [ids for part in in_batch_order(mine, world) for ids in part]
 
 
 def generate_for_groups(model, features, task, output: str, split: EncodedSplit, batch_size: int, device,
-                        drop=frozenset()) -> Generated:
+                        drop=frozenset(), world: World | None = None) -> Generated:
     """One generated text per group (image) of the split, with every reference text of that group."""
     first, references = caption_groups(split.row_info[output])
     groups = list(first)
-    ids = generate_rows(model, features, output, split, [first[g] for g in groups], batch_size, device, drop)
+    ids = generate_rows(model, features, output, split, [first[g] for g in groups], batch_size, device, drop, world)
     return Generated([first[g] for g in groups], groups, task.decode_ids(ids), [references[g] for g in groups])
 
 
@@ -101,14 +123,15 @@ def score(tasks: dict, predictions: dict, split: EncodedSplit) -> dict[str, floa
     return {"loss": total, **metrics}
 
 
-def evaluate_split(model, features, tasks, split, batch_size, device, drop=frozenset()) -> tuple[dict[str, float], dict]:
+def evaluate_split(model, features, tasks, split, batch_size, device, drop=frozenset(),
+                   world: World | None = None) -> tuple[dict[str, float], dict]:
     """Metrics of every output on a split, and the predictions behind them (a generating output's also hold its
-    `Generated` texts under `generated`)."""
-    predictions = predict_split(model, features, tasks, split, batch_size, device, drop)
+    `Generated` texts under `generated`), on every process of `world`, which share the work."""
+    predictions = predict_split(model, features, tasks, split, batch_size, device, drop, world)
     metrics = score(tasks, predictions, split)
     for name, task in tasks.items():
         if task.generates:
-            generated = generate_for_groups(model, features, task, name, split, batch_size, device, drop)
+            generated = generate_for_groups(model, features, task, name, split, batch_size, device, drop, world)
             metrics.update({f"{name}.{key}": value for key, value in task.text_metrics(generated.texts, generated.references).items()})
             predictions[name] = {**predictions[name], "generated": generated}
     return metrics, predictions

@@ -17,6 +17,7 @@ from plait.console import progress_bar, say
 from plait.data.cache import CachedCells, FeatureCache, digest
 from plait.data.columns import Column
 from plait.data.dataset import EncodedSplit, select, to_device
+from plait.data.division import ALONE, Division
 
 
 class Embeddings(Column):
@@ -73,8 +74,9 @@ def frozen_notes(spec, encoder, warm_started: bool) -> list[str]:
 
 @torch.no_grad()
 def embed_frozen_inputs(model, features: dict, config, splits: dict[str, EncodedSplit], cache: FeatureCache | None,
-                        device: torch.device) -> None:
-    """Replace each embedded input of every split by its frozen backbone's output (in place)."""
+                        device: torch.device, division: Division = ALONE) -> None:
+    """Replace each embedded input of every split by its frozen backbone's output (in place). Processes that share
+    the cache (`division`) each compute a share of the rows missing from it."""
     with_tokens = bool(model.attending)  # a caption decoder attends to the encoder's token sequence too
     for spec in embedded_inputs(config):
         encoder, feature = model.encoders[spec.name], features[spec.name]
@@ -86,23 +88,28 @@ def embed_frozen_inputs(model, features: dict, config, splits: dict[str, Encoded
             store = cache.store(f"embedding-{spec.encoder.name}-{identity[:16]}", {"embeddings of": spec.name, "tokens": with_tokens, **settings})
         for split in splits.values():
             split.inputs[spec.name] = _embed_split(encoder, feature, spec, split, store, cache, device,
-                                                   config.train.evaluation_batch_size, with_tokens)
+                                                   config.train.evaluation_batch_size, with_tokens, division)
         why = "cache_embeddings: true" if spec.encoder.cache_embeddings else "frozen, no augmentation; cache_embeddings: false turns it off"
         say(f"inputs.{spec.name}: the frozen backbone's output is computed once per row ({why}); training runs only what follows it")
     if cache is not None:
         cache.save_stats()
 
 
-def _embed_split(encoder, feature, spec, split, store, cache, device, batch_size, with_tokens):
+def _embed_split(encoder, feature, spec, split, store, cache, device, batch_size, with_tokens, division):
     cells = split.inputs[spec.name]
     description = f"embedding {spec.name} ({split.name})"
     keys = cells.keys if isinstance(cells, CachedCells) and store is not None else None
-    if keys is None:  # the input is not in the cache: embed every row, keep the result in memory
-        embedded = _run_encoder(encoder, feature, cells, torch.arange(len(split)), device, batch_size, description, with_tokens)
+    if keys is None:  # the input is not in the cache: embed every row (a share of them each), keep it in memory
+        rows = division.mine(list(range(len(split))))
+        embedded = _run_encoder(encoder, feature, cells, torch.tensor(rows, dtype=torch.long), device, batch_size,
+                                description, with_tokens)
+        if division.shared:
+            embedded = _joined(division.collect((rows, embedded)), len(split))
         return {**embedded, "present": cells["present"]}
     stats = cache.stats[store.folder.name]
     first = {key: i for i, key in reversed(list(enumerate(keys))) if key is not None}  # rows sharing content run once
-    todo = sorted(i for key, i in first.items() if key not in store)
+    missing = division.agree([key for key in first if key not in store])
+    todo = sorted(first[key] for key in division.mine(missing) if key in first)
     stats.hits += sum(key is not None for key in keys) - len(todo)
     stats.misses += len(todo)
     if todo:
@@ -110,10 +117,24 @@ def _embed_split(encoder, feature, spec, split, store, cache, device, batch_size
         for index, position in enumerate(todo):
             store.add(keys[position], {field: values[index] for field, values in embedded.items()})
         store.flush()
-    else:
+    elif not missing:
         say(f"embeddings of {spec.name} ({split.name}): all {len(keys)} rows from the cache")
+    division.settle({})
+    if division.shared:
+        store.refresh()  # the other processes' shares
     token_shape = tuple(store.read(next(k for k in keys if k is not None))["tokens"].shape) if with_tokens and any(keys) else None
     return CachedCells(Embeddings(spec, encoder.feature_dim, token_shape), store, keys)
+
+
+def _joined(shares: list[tuple[list[int], dict]], rows: int) -> dict[str, torch.Tensor]:
+    """Each process's embedded rows put together in row order."""
+    joined = {}
+    for positions, embedded in shares:
+        for name, values in embedded.items():
+            if name not in joined:
+                joined[name] = values.new_zeros(rows, *values.shape[1:])
+            joined[name][positions] = values
+    return joined
 
 
 def _run_encoder(encoder, feature, cells, rows: torch.Tensor, device, batch_size: int, description: str,

@@ -15,18 +15,21 @@ from plait.training.tracking import NullTracker, read_metrics
 
 
 def finish(run: Run, splits: dict, real_rows: int | None = None, tracker=NullTracker()) -> None:
-    """With the best weights loaded: evaluate validation and test, write evaluation/<split>.json, the plots and
-    report.html, and hand the final metrics and files to the trackers. Rows from `real_rows` on were generated
-    (data.augment): trained on, but never part of a retrieval gallery."""
+    """With the best weights loaded: evaluate validation and test (every process of the run's world calls it, and
+    each evaluates a share), then the first process writes evaluation/<split>.json, the plots and report.html, and
+    hands the final metrics and files to the trackers. Rows from `real_rows` on were generated (data.augment):
+    trained on, but never part of a retrieval gallery."""
+    galleries = {name: run.gallery(splits[name], real_rows, together=True)
+                 for name in uses_gallery(run.config.outputs) if name in splits}
+    evaluations = {name: run.evaluate(splits, name, galleries, together=True)
+                   for name in ("validation", "test") if name in splits and len(splits[name])}
+    if not run.world.is_main:
+        return
+    for evaluation in evaluations.values():
+        run.write_evaluation(evaluation)
     plots = run.folder / "plots"
     curves = history_plots(read_metrics(run.folder), str(plots))
-    galleries = {name: run.gallery(splits[name], real_rows) for name in uses_gallery(run.config.outputs) if name in splits}
     shown = report_split(run, [name for name in splits if len(splits[name])])
-    evaluations = {}
-    for name in ("validation", "test"):
-        if name in splits and len(splits[name]):
-            evaluations[name] = run.evaluate(splits, name, galleries)
-            run.write_evaluation(evaluations[name])
     metrics_by_split = {name: evaluation.metrics for name, evaluation in evaluations.items()}
     output_plots = run.output_plots(evaluations[shown]) if shown in evaluations else {}
     files = sorted(plots.glob("*.png"))

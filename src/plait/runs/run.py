@@ -16,6 +16,7 @@ from plait.config import Config, load_config
 from plait.console import console
 from plait.data.cache import FeatureCache
 from plait.data.dataset import SKIP_HINT, EncodedSplit
+from plait.data.division import ALONE, Division
 from plait.data.features.base import FileFeature
 from plait.data.tables import Data
 from plait.errors import PlaitError
@@ -59,6 +60,7 @@ class Run:
         self.world = world or distributed.World()
         self._data: Data | None = None
         self._cache: FeatureCache | None = None
+        self._division: Division | None = None
 
     @classmethod
     def start(cls, config: Config, folder: Path | None = None, join_processes: bool = False) -> Run:
@@ -71,11 +73,12 @@ class Run:
         return run
 
     @classmethod
-    def load(cls, folder: str | Path, which: str = "best") -> Run:
-        """A trained run folder (its `which` checkpoint, or `last` when it has none), or a `plait export` folder."""
+    def load(cls, folder: str | Path, which: str = "best", join_processes: bool = False) -> Run:
+        """A trained run folder (its `which` checkpoint, or `last` when it has none), or a `plait export` folder.
+        `join_processes`: first join the processes a launcher started (see `start`)."""
         folder = Path(folder)
         config, checkpoint = cls.locate(folder, which)
-        run = cls.start(config, folder)
+        run = cls.start(config, folder, join_processes)
         run.checkpoint = checkpoint
         run.preprocessor.load_state_dict(load_preprocessing(run.checkpoint))
         run.build_model()
@@ -100,6 +103,12 @@ class Run:
         if self.device.type == "cuda" and self.world.is_distributed:
             self.device = torch.device("cuda", self.world.local_rank)
         console.quiet = not self.world.is_main
+
+    def leave_processes(self) -> None:
+        """Leave the process group `join_processes` joined (nothing without one); this process speaks again."""
+        console.quiet = False
+        distributed.stop()
+        self.world, self._division = distributed.World(), None
 
     # ── what the run is made of ──────────────────────────────────────────────────────────────────────
     @property
@@ -128,6 +137,14 @@ class Run:
             self._cache = make_cache(self.config)
         return self._cache
 
+    def division(self) -> Division:
+        """How this process shares decoding with the others filling the same cache (every process asks together)."""
+        if not self.world.is_distributed or self.cache is None:
+            return ALONE
+        if self._division is None:
+            self._division = distributed.cache_division(self.cache.folder, self.world)
+        return self._division
+
     def build_model(self) -> MultimodalModel:
         """A model with fresh weights (drawn from torch's current random state) for the fitted preprocessing."""
         self.model = MultimodalModel(self.config, self.features, self.tasks).to(self.device)
@@ -152,7 +169,8 @@ class Run:
         encoders' embeddings in place when the model is built. A bad cell's error ends with `skip_hint`."""
         for name in names:
             self.require_split(name)
-        splits = {name: encode_split(self.data, self.preprocessor, name, self.config, self.cache, skip_hint)
+        splits = {name: encode_split(self.data, self.preprocessor, name, self.config, self.cache, skip_hint,
+                                     division=self.division(), processes_here=self.world.local_size)
                   for name in dict.fromkeys(names)}
         if self.model is not None:
             self.embed_frozen(splits)
@@ -160,45 +178,51 @@ class Run:
 
     def embed_frozen(self, splits: dict[str, EncodedSplit]) -> None:
         """Each frozen, cached encoder's input in every split replaced by its embedding (in place)."""
-        embed_frozen_inputs(self.model, self.features, self.config, splits, self.cache, self.device)
+        embed_frozen_inputs(self.model, self.features, self.config, splits, self.cache, self.device, self.division())
 
     def with_galleries(self, name: str) -> list[str]:
         """`name`, then every other split the run's outputs search as a gallery."""
         return [name, *sorted(uses_gallery(self.config.outputs) - {name})]
 
     # ── predicting and evaluating ────────────────────────────────────────────────────────────────────
-    def predict(self, split: EncodedSplit) -> dict:
+    # `together`: every process of the run's world calls it, each predicting a share of the batches; else this
+    # process works alone.
+    def predict(self, split: EncodedSplit, together: bool = False) -> dict:
         """The model's raw predictions per output for every row of an encoded split."""
         return predict_split(self.model, self.features, self.tasks, split, self.config.train.evaluation_batch_size,
-                             self.device)
+                             self.device, world=self._sharing(together))
 
-    def score(self, split: EncodedSplit, drop=frozenset()) -> tuple[dict[str, float], dict]:
+    def score(self, split: EncodedSplit, drop=frozenset(), together: bool = False) -> tuple[dict[str, float], dict]:
         """Metrics of every output on an encoded split (the inputs in `drop` left out), and the predictions."""
         return evaluate_split(self.model, self.features, self.tasks, split, self.config.train.evaluation_batch_size,
-                              self.device, drop)
+                              self.device, drop, world=self._sharing(together))
 
-    def gallery(self, split: EncodedSplit, real_rows: int | None = None) -> tuple:
+    def _sharing(self, together: bool) -> distributed.World | None:
+        return self.world if together else None
+
+    def gallery(self, split: EncodedSplit, real_rows: int | None = None, together: bool = False) -> tuple:
         """A split searched as a gallery, and its predictions. Rows from `real_rows` on were generated
         (data.augment): their targets count as absent, so they are never found."""
-        predictions = self.predict(split)
+        predictions = self.predict(split, together)
         if real_rows is not None:
             real = torch.tensor(split.rows) < real_rows
             targets = {name: {**target, "present": target["present"] & real} for name, target in split.targets.items()}
             split = SimpleNamespace(name=split.name, targets=targets, rows=split.rows)
         return split, predictions
 
-    def evaluate(self, splits: dict[str, EncodedSplit], name: str, galleries: dict | None = None) -> Evaluation:
+    def evaluate(self, splits: dict[str, EncodedSplit], name: str, galleries: dict | None = None,
+                 together: bool = False) -> Evaluation:
         """Split `name` of the encoded `splits`, searched among `galleries` (default: every other split given)."""
-        metrics, predictions = self.score(splits[name])
+        metrics, predictions = self.score(splits[name], together=together)
         if galleries is None:
-            galleries = {other: self.gallery(splits[other]) for other in splits if other != name}
+            galleries = {other: self.gallery(splits[other], together=together) for other in splits if other != name}
         for gallery, gallery_predictions in galleries.values():
             metrics.update(search_gallery(self.tasks, predictions, splits[name], gallery, gallery_predictions))
         return Evaluation(splits[name], metrics, predictions, galleries)
 
-    def evaluate_split(self, name: str) -> Evaluation:
+    def evaluate_split(self, name: str, together: bool = False) -> Evaluation:
         """Split `name` of the table encoded and evaluated, with its outputs' gallery searches."""
-        return self.evaluate(self.encode(self.with_galleries(name)), name)
+        return self.evaluate(self.encode(self.with_galleries(name)), name, together=together)
 
     def baseline(self, split: str) -> dict[str, float]:
         """Metrics on `split` of predicting from the training targets alone (most frequent class, mean)."""

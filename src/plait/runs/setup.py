@@ -15,6 +15,7 @@ from plait.config import Config
 from plait.data import remote
 from plait.data.cache import FeatureCache
 from plait.data.dataset import SKIP_HINT, EncodedSplit, Preprocessor
+from plait.data.division import ALONE, Division
 from plait.data.tables import SPLITS, Data, read_table_at, require_columns, resolve_root
 from plait.errors import PlaitError
 from plait.files import write_atomic
@@ -59,14 +60,18 @@ def make_cache(config: Config) -> FeatureCache | None:
 
 
 def encode_split(data: Data, preprocessor: Preprocessor, split: str, config: Config,
-                 cache: FeatureCache | None = None, skip_hint: str = SKIP_HINT, limit: int | None = None) -> EncodedSplit:
+                 cache: FeatureCache | None = None, skip_hint: str = SKIP_HINT, limit: int | None = None,
+                 division: Division = ALONE, processes_here: int = 1) -> EncodedSplit:
     """One split (its first `limit` rows, when given), encoded; through `cache` (default: the config's own) when the
-    config uses one. A bad cell's error ends with `skip_hint`, the way to skip such rows in the command that meets it."""
+    config uses one, decoding this process's `division` of its misses. A bad cell's error ends with `skip_hint`, the
+    way to skip such rows in the command that meets it. Decoding threads: data.workers, else this machine's cores
+    shared among its `processes_here`."""
     rows = data.rows(split)[:limit]
     positions = np.flatnonzero((data.split_of_row == split).to_numpy())[:limit]
     cache = cache or make_cache(config)
+    workers = config.data.workers or max(1, (os.cpu_count() or 1) // processes_here)
     return preprocessor.encode(rows, split, data.places, config.data.on_bad_sample, row_numbers=positions.tolist(),
-                               cache=cache, workers=config.data.workers or os.cpu_count() or 1, skip_hint=skip_hint)
+                               cache=cache, workers=workers, skip_hint=skip_hint, division=division)
 
 
 def make_preprocessor(config: Config) -> Preprocessor:

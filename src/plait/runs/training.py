@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from plait.config import Config, config_hash, load_config, save_config, to_dict
-from plait.console import console, print_table, say
+from plait.console import print_table, say
 from plait.data.balancing import add_generated_rows, summary as generated_summary
 from plait.data.cache_folder import summarise
 from plait.data.dataset import write_skipped
@@ -46,8 +46,7 @@ def train(config: Config, run_dir: str | Path | None = None, resume: bool = Fals
             save_config(run.config, run.folder / "config.yaml")
         _train(run, source, init_source(init_from) if init_from is not None else None, on_validation)
     finally:
-        console.quiet = False
-        distributed.stop()
+        run.leave_processes()
     return run.folder
 
 
@@ -124,7 +123,8 @@ def _train(run: Run, source: Path | None, init_from: Path | None, on_validation=
         if world.is_main:
             run.checkpoint = chosen_checkpoint(run.folder, "best")
             load_weights(run.checkpoint, model)
-            finish(run, splits, real_rows, tracker)
+        distributed.broadcast_weights(model)  # the best weights, without the other machines reading the run folder
+        finish(run, splits, real_rows, tracker)
     finally:
         tracker.close()
     distributed.barrier()
@@ -156,20 +156,25 @@ def _fit_preprocessing(run: Run) -> None:
 
 
 def build_cache(config: Config, skipped_file: str | Path | None = None) -> dict:
-    """Decode and store every split's cached inputs (and frozen encoders' embeddings) ahead of training.
-    Returns the cache summary of the namespaces this config uses (`namespaces`), and the count of bad rows passed
-    over under `skip` (`skipped`), listed in `skipped_file` (default: `skipped-NAME.jsonl` in the cache folder)."""
+    """Decode and store every split's cached inputs (and frozen encoders' embeddings) ahead of training; under a
+    launcher the processes divide the work, each cell decoded once. Returns the cache summary of the namespaces this
+    config uses (`namespaces`), and the count of bad rows passed over under `skip` (`skipped`), listed in
+    `skipped_file` (default: `skipped-NAME.jsonl` in the cache folder); the first process alone writes that list."""
     if not config.data.cache:
         raise PlaitError("data.cache is false in this config: there is no cache to build")
-    run = Run.start(config)
-    run.preprocessor.fit(run.data.rows("train"))  # fitted state (e.g. a text vocabulary) is part of a cache key
-    splits = run.encode(run.splits(), CACHE_SKIP_HINT)
-    print_tallies(splits.values())
-    if embedded_inputs(config):
-        run.build_model()
-        run.embed_frozen(splits)
-    used = set(run.cache.stores)  # the namespaces this config read or wrote
-    skipped_file = Path(skipped_file) if skipped_file else run.cache.folder / f"skipped-{config.name}.jsonl"
-    skipped = write_skipped(list(splits.values()), skipped_file)
+    run = Run.start(config, join_processes=True)
+    try:
+        run.preprocessor.fit(run.data.rows("train"))  # fitted state (e.g. a text vocabulary) is part of a cache key
+        splits = run.encode(run.splits(), CACHE_SKIP_HINT)
+        print_tallies(splits.values())
+        if embedded_inputs(config):
+            run.build_model()
+            run.embed_frozen(splits)
+        used = set(run.cache.stores)  # the namespaces this config read or wrote
+        skipped_file = Path(skipped_file) if skipped_file else run.cache.folder / f"skipped-{config.name}.jsonl"
+        skipped = write_skipped(list(splits.values()), skipped_file) if run.world.is_main else 0
+        distributed.barrier()  # every process's stats are saved before the summary reads them
+    finally:
+        run.leave_processes()
     return {"namespaces": [row for row in summarise(run.cache.folder) if row["namespace"] in used], "skipped": skipped,
             "skipped_file": str(skipped_file) if skipped else None}

@@ -13,18 +13,22 @@ checkpoints, logs, plots and evaluations.
 from __future__ import annotations
 
 import os
+import shutil
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
+from plait.data.division import ALONE, Division
 from plait.errors import PlaitError
 
-LAUNCHERS = (  # (rank, size, local rank) variables, in the order they are looked for
-    ("RANK", "WORLD_SIZE", "LOCAL_RANK"),
-    ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK"),
-    ("PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID"),
+LAUNCHERS = (  # (rank, size, local rank, local size) variables, in the order they are looked for
+    ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"),
+    ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE"),
+    ("PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID", "MPI_LOCALNRANKS"),
 )
 DEFAULT_ADDRESS, DEFAULT_PORT = "127.0.0.1", 29500
 
@@ -34,6 +38,7 @@ class World:
     rank: int = 0
     size: int = 1
     local_rank: int = 0
+    local_size: int = 1  # the processes on this machine
 
     @property
     def is_main(self) -> bool:
@@ -47,10 +52,10 @@ class World:
 def world_from_env(env=None) -> World:
     """This process's place among the launcher's processes (a world of one when no launcher set the variables)."""
     env = os.environ if env is None else env
-    for rank, size, local in LAUNCHERS:
+    for rank, size, local, local_size in LAUNCHERS:
         if rank in env and size in env:
             try:
-                return World(int(env[rank]), int(env[size]), int(env.get(local, 0)))
+                return World(int(env[rank]), int(env[size]), int(env.get(local, 0)), int(env.get(local_size, 1)))
             except ValueError:
                 raise PlaitError(f"{rank}={env[rank]!r}, {size}={env[size]!r}: not whole numbers") from None
     return World()
@@ -117,6 +122,13 @@ def gather(value, world: World | None = None) -> list:
     return values
 
 
+def broadcast_weights(model: torch.nn.Module, world: World | None = None) -> None:
+    """Rank 0's parameters and buffers copied into every rank's `model` (in place)."""
+    if (world or _world).is_distributed:
+        for tensor in model.state_dict().values():
+            dist.broadcast(tensor, src=0)
+
+
 def barrier(world: World | None = None) -> None:
     if (world or _world).is_distributed:
         dist.barrier()
@@ -128,3 +140,21 @@ def shard(indices: torch.Tensor, world: World | None = None) -> torch.Tensor:
     if not world.is_distributed:
         return indices
     return indices.tensor_split(world.size)[world.rank]
+
+
+def cache_division(folder: Path, world: World | None = None) -> Division:
+    """This process's place among those that fill the cache `folder` together: the processes that see the same folder
+    (every process on one machine, or on several sharing a network file system; else each machine's own). Found by
+    each process leaving a marker in the folder and looking for the others'; every process must call it."""
+    world = world or _world
+    if not world.is_distributed:
+        return ALONE
+    markers = Path(folder) / f".processes-{share(uuid.uuid4().hex, world)}"
+    markers.mkdir(parents=True, exist_ok=True)
+    (markers / str(world.rank)).touch()
+    barrier(world)
+    members = sorted(int(marker.name) for marker in markers.iterdir() if marker.name.isdigit())
+    barrier(world)
+    if world.rank == members[0]:
+        shutil.rmtree(markers, ignore_errors=True)
+    return Division(members.index(world.rank), len(members), members[0], lambda value: gather(value, world))

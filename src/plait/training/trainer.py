@@ -202,7 +202,7 @@ class Trainer:
         values = {"train.loss": epoch_loss}
         if self.has_validation:
             metrics, _ = evaluate_split(self.model, self.features, self.tasks, self.validation_split,
-                                        self.config.evaluation_batch_size, self.device)
+                                        self.config.evaluation_batch_size, self.device, world=self.world)
             values.update({f"validation.{key}": value for key, value in metrics.items()})
             self.tracker.log(progress.step, {k: v for k, v in values.items() if k != "train.loss"}, epoch=progress.epoch)
         for key, name in (("train.monitor", self.monitor), ("train.scheduler.monitor", self.schedule_monitor)):
