@@ -65,7 +65,8 @@ def test_late_fusion_trains_and_predicts(tabular, tmp_path):
     assert test["target.spearman"] > 0.9 and test["target.r2"] > 0.5
     run = Run.load(run_dir)
     assert set(run.model.heads["label"].parts) == {"x", "colour", "note"}
-    predictions = predict_file(run, str(table), str(tmp_path / "predictions.csv")).table
+    assert predict_file(run, str(table), str(tmp_path / "predictions.csv")).rows == 240
+    predictions = pd.read_csv(tmp_path / "predictions.csv")
     assert {"label_pred", "label_prob_yes", "target_pred"} <= set(predictions.columns) and len(predictions) == 240
     probabilities = predictions[["label_prob_no", "label_prob_yes"]].sum(axis=1)
     assert ((probabilities - 1).abs() < 1e-5).all()

@@ -25,18 +25,39 @@ def predict(
     skipped: Optional[str] = typer.Option(None, "--skipped", help="Where to list the rows left out under skip "
                                           "(default: beside OUTPUT, e.g. predictions.skipped.jsonl)."),
     beam_size: Optional[int] = typer.Option(None, min=1, help=BEAM_HELP),
+    chunk_rows: int = typer.Option(4096, "--chunk-rows", min=1, help="Read, predict and write this many rows at a time "
+                                   "(memory stays flat however long the input)."),
+    nproc: int = typer.Option(1, "--nproc", min=1, help="Predict in this many processes on this machine (hands over to "
+                              "torchrun: one per GPU, or CPU processes); chunk k goes to process k % N, the output "
+                              "keeps the input's order."),
 ):
     """Write predictions in user values: labels with class probabilities, numbers in original units, captions."""
-    from plait.inference.predict import predict_file
-    from plait.runs import Run
+    if nproc > 1:
+        from plait.training.launch import run_torchrun
 
-    policy = on_bad_sample.value if on_bad_sample else None
-    result = predict_file(Run.load(run_dir, checkpoint.value), input, output, policy, skipped, beam_size=beam_size)
-    typer.echo(f"wrote {len(result.table)} predictions to {output}")
-    if result.skipped:
+        args = [str(run_dir), f"--input={input}", f"--output={output}", f"--checkpoint={checkpoint.value}",
+                f"--chunk-rows={chunk_rows}"]
+        args += [f"--on-bad-sample={on_bad_sample.value}"] if on_bad_sample else []
+        args += [f"--skipped={skipped}"] if skipped else []
+        args += [f"--beam-size={beam_size}"] if beam_size else []
+        raise typer.Exit(run_torchrun(nproc, ["predict", *args]))
+
+    from plait.inference.predict import load_joined, predict_file
+    from plait.training import distributed
+
+    run = load_joined(run_dir, checkpoint.value)  # with a launcher's processes (torchrun, mpirun), in their group
+    try:
+        written = predict_file(run, input, output, on_bad_sample.value if on_bad_sample else None, skipped, chunk_rows,
+                               beam_size=beam_size)
+    finally:
+        distributed.stop()
+    if not run.world.is_main:
+        return
+    typer.echo(f"wrote {written.rows} predictions to {output}")
+    if written.skipped:
         from plait.data.tally import skipped_line
 
-        typer.echo(skipped_line(len(result.skipped), result.skipped_file), err=True)
+        typer.echo(skipped_line(written.skipped, written.skipped_file), err=True)
 
 
 def index(
