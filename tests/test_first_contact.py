@@ -252,3 +252,12 @@ def test_cells_add_up_to_the_rows_and_a_second_pass_reads_the_cache(tmp_path):
     assert (video.decoded, video.from_cache, video.bad) == (rows - 1, 0, 1) and video.total == rows
     assert sound.missing == {"no audio track": 1} and sound.bad == 1 and sound.total == rows
     assert (sound.decoded, sound.from_cache) == (0, rows - 2)  # every decodable sound came from the cache the second time
+
+
+def test_a_run_loads_without_torchmetrics_until_it_scores():
+    """torchmetrics' package import pulls in scipy.signal and transformers (about 4 s on a CPU), paid again by every
+    process of `--nproc N` and every `plait predict` or `serve`; only scoring needs it."""
+    probe = ("import sys\nfrom plait.runs import Run\nfrom plait.tasks import category, number, binned\n"
+             "from plait.evaluation import per_class\nprint('LOADED', 'torchmetrics' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert "LOADED False" in result.stdout, result.stderr

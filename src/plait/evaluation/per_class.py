@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import torch
-from torchmetrics.functional.classification import multiclass_f1_score, multiclass_precision, multiclass_recall
 
 
 def per_class(logits: torch.Tensor, target: dict[str, torch.Tensor], names: list[str]) -> list[dict]:
     """One dict per class (name, precision, recall, f1, support), over the rows whose target is present. A class
     never predicted has precision 0, one never true has recall 0 (and support 0), as scikit-learn reports them."""
+    from torchmetrics.functional.classification import multiclass_f1_score, multiclass_precision, multiclass_recall
+
     present = target["present"]
     guess, truth, classes = logits[present].argmax(-1), target["value"][present], len(names)
     scores = {name: metric(guess, truth, classes, average="none")

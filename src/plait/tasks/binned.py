@@ -17,8 +17,6 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-from torchmetrics.functional import mean_absolute_error, mean_squared_error
-from torchmetrics.functional.classification import multiclass_accuracy
 
 from plait.data.features.numeric import finite_numbers, parse_number
 from plait.errors import BadSample, PlaitError
@@ -105,6 +103,9 @@ class BinnedTask(TaskType):
     def metrics(self, prediction, target):
         """`accuracy` of the bin, `within_one` (off by at most one bin), and `mae` / `rmse` in original units of the
         predicted bin's centre against the true value."""
+        from torchmetrics.functional import mean_absolute_error, mean_squared_error
+        from torchmetrics.functional.classification import multiclass_accuracy
+
         present = target["present"]
         guess, truth = prediction[present].argmax(-1), target["value"][present]
         if len(truth) == 0:

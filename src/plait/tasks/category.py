@@ -6,7 +6,6 @@ from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
-from torchmetrics.functional.classification import multiclass_accuracy, multiclass_confusion_matrix, multiclass_f1_score
 
 from plait.data.features.category import cell_key, label_counts, label_index, sorted_labels
 from plait.errors import BadSample, PlaitError
@@ -86,6 +85,8 @@ class CategoryTask(TaskType):
         return self._weight
 
     def metrics(self, prediction, target):
+        from torchmetrics.functional.classification import multiclass_accuracy, multiclass_f1_score
+
         present = target["present"]
         guess, truth, k = prediction[present].argmax(-1), target["value"][present], len(self.labels)
         if len(truth) == 0:
@@ -157,6 +158,8 @@ def focal_over_present(prediction, target, gamma: float, weight=None, label_smoo
 
 def plot_confusion(prediction, target, labels: list[str], folder: str, name: str, split: str) -> str:
     """`confusion_NAME.png`: true class against the arg-max of the logits, over the rows whose target is present."""
+    from torchmetrics.functional.classification import multiclass_confusion_matrix
+
     from plait.evaluation.plots import confusion_plot
 
     present = target["present"]

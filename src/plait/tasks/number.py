@@ -6,7 +6,6 @@ from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
-from torchmetrics.functional import mean_absolute_error, mean_squared_error, r2_score, spearman_corrcoef
 
 from plait.data.features.numeric import Standardised
 from plait.models.layers import head
@@ -51,6 +50,8 @@ class NumberTask(Standardised, TaskType):
         return standardised.double() * self.std + self.mean
 
     def metrics(self, prediction, target):
+        from torchmetrics.functional import mean_absolute_error, mean_squared_error, r2_score, spearman_corrcoef
+
         present = target["present"]
         guess = self.to_original_units(prediction.squeeze(-1)[present])
         truth = self.to_original_units(target["value"][present])
