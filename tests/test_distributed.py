@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 
-from plait.training.distributed import World, shard, world_from_env
+from plait.distributed import World, shard, world_from_env
 from tests.conftest import free_port, run_cli, tabular_config
 
 

@@ -16,7 +16,7 @@ from plait.inference.chunks import read_chunks
 from plait.inference.output import Parts
 from plait.inference.predict import predict_file, predict_paths, predict_table, write_table
 from plait.runs import Run
-from plait.training.distributed import World
+from plait.distributed import World
 from tests.conftest import run_cli
 
 CHUNK = 7  # rows per chunk: the 40-row inputs below are 6 chunks, 3 per rank with 2 processes

@@ -145,7 +145,7 @@ def sagemaker_overrides(env=os.environ, config_path: str | Path | None = None, f
 
 def is_main_host(env=os.environ) -> bool:
     """The first host of the job and the first process there: the one that publishes the model."""
-    from plait.training.distributed import world_from_env
+    from plait.distributed import world_from_env
 
     hosts = json.loads(env.get("SM_HOSTS") or "[]")
     first_host = not hosts or env.get("SM_CURRENT_HOST", hosts[0]) == hosts[0]

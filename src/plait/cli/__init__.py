@@ -48,7 +48,7 @@ def main() -> None:
         if isinstance(code, int) and code:
             sys.exit(code)
     except PlaitError as error:
-        from plait.training.distributed import world_from_env
+        from plait.distributed import world_from_env
 
         world = world_from_env()
         typer.echo(f"error{f' (rank {world.rank} of {world.size})' if world.is_distributed else ''}: {error}", err=True)

@@ -25,7 +25,7 @@ def cache_build(
     from plait import api
     from plait.console import say
     from plait.data.tally import skipped_line
-    from plait.training.distributed import world_from_env
+    from plait.distributed import world_from_env
 
     if nproc > 1:
         from plait.training.launch import run_torchrun

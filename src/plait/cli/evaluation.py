@@ -30,7 +30,7 @@ def evaluate(
     beside the floors it must clear (as JSON: {"trained": ..., "baseline": ..., "untrained": ...})."""
     from plait import api
     from plait.errors import PlaitError
-    from plait.training.distributed import world_from_env
+    from plait.distributed import world_from_env
 
     if nproc > 1 and (baseline or untrained):
         raise PlaitError("--baseline and --untrained are evaluated in one process: leave out --nproc")

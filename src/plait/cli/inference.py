@@ -43,7 +43,7 @@ def predict(
         raise typer.Exit(run_torchrun(nproc, ["predict", *args]))
 
     from plait.inference.predict import load_joined, predict_file
-    from plait.training import distributed
+    import plait.distributed as distributed
 
     run = load_joined(run_dir, checkpoint.value)  # with a launcher's processes (torchrun, mpirun), in their group
     try:

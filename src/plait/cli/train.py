@@ -47,7 +47,7 @@ def train(
         args += [f"--set={text}" for text in set_]
         raise typer.Exit(run_torchrun(nproc, ["train", *args]))
 
-    from plait.training.distributed import world_from_env
+    from plait.distributed import world_from_env
 
     from plait.sagemaker import in_sagemaker, train_in_sagemaker
 

@@ -14,8 +14,8 @@ import torch
 
 from plait.console import progress_bar
 from plait.data.dataset import EncodedSplit, load_batch, prepare_inputs, to_device
-from plait.training import distributed
-from plait.training.distributed import World
+import plait.distributed as distributed
+from plait.distributed import World
 
 
 @dataclass

@@ -22,7 +22,7 @@ from plait.data.tables import table_format
 from plait.errors import PlaitError
 from plait.files import atomic_path
 from plait.inference.ranks import together
-from plait.training.distributed import World
+from plait.distributed import World
 
 WRITABLE = ("csv", "jsonl", "parquet")
 

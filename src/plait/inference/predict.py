@@ -24,7 +24,7 @@ from plait.inference.chunks import Chunk, file_input, files_table, folder_files,
 from plait.inference.output import Parts, spread_vectors, write_table  # noqa: F401  (callers import these from here)
 from plait.inference.ranks import together
 from plait.runs import Run
-from plait.training.distributed import world_from_env
+from plait.distributed import world_from_env
 
 CHUNK_ROWS = 4096
 PREDICT_SKIP_HINT = "pass --on-bad-sample skip to leave such rows out"

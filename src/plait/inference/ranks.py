@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Callable, TypeVar
 
 from plait.errors import PlaitError
-from plait.training.distributed import World, barrier, gather
+from plait.distributed import World, barrier, gather
 
 T = TypeVar("T")
 

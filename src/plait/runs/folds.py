@@ -31,7 +31,7 @@ def cross_validate(config: Config, folds: int | None = None, stratify: str | Non
     `data.split.folds`) of them, then write and print the summary (`summarize`). Returns the folder."""
     from plait.runs import training
 
-    from plait.training.distributed import world_from_env
+    from plait.distributed import world_from_env
 
     if world_from_env().is_distributed:
         raise PlaitError("cross-validation (--folds, or data.split.folds without fold) trains in one process: under "

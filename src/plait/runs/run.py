@@ -32,7 +32,7 @@ from plait.models.frozen import embed_frozen_inputs
 from plait.models.model import MultimodalModel
 from plait.runs.setup import (chosen_checkpoint, configure_torch, encode_split, is_export, make_cache, make_preprocessor,
                               nonempty_splits, read_data, write_json)
-from plait.training import distributed
+import plait.distributed as distributed
 from plait.training.checkpoint import load_preprocessing, load_weights
 
 

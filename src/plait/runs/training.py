@@ -19,7 +19,7 @@ from plait.runs.resume import (announce_resume, check_overrides, init_source, re
                                 warm_start)
 from plait.runs.run import Run
 from plait.runs.setup import chosen_checkpoint, new_run_dir
-from plait.training import distributed
+import plait.distributed as distributed
 from plait.training.checkpoint import load_preprocessing, load_weights
 from plait.training.optim import component_settings
 from plait.training.tracking import NullTracker, Tracker, require_trackers

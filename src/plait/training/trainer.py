@@ -18,7 +18,7 @@ from plait.console import new_progress, say
 from plait.data.dataset import EncodedSplit, load_batch, prepare_inputs
 from plait.errors import PlaitError
 from plait.evaluation.evaluate import evaluate_split
-from plait.training import distributed
+import plait.distributed as distributed
 from plait.training.checkpoint import CheckpointWriter, load_state, load_weights, rng_state, set_rng_state
 from plait.training.modality_dropout import hide_inputs
 from plait.training.optim import Schedule, build_optimizer, group_key, rates, set_hyperparameters
