@@ -134,6 +134,39 @@ def report(run_dir: str | Path, split: str | None = None, which: str = "best") -
     return final.report(Run.load(run_dir, which), split)
 
 
+def init_config(table: str | Path, targets: list[str], binned: list[str] = (), output: str | Path | None = None,
+                force: bool = False, gpu: bool | None = None) -> str:
+    """A commented config for the table at `table` predicting `targets`: each column's role and type decided from a
+    sample of its values, with the evidence (see `plait.starter`). Written to `output` when given (replacing a file
+    only with `force`); returned either way."""
+    from plait.starter import describe_table
+
+    if output is not None and Path(output).exists() and not force:
+        raise PlaitError(f"{output} exists; pass --force to replace it, or --output another path")
+    text = describe_table(str(table), list(targets), list(binned), gpu)
+    if output is not None:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        Path(output).write_text(text, encoding="utf-8")
+    return text
+
+
+def train_table(table: str | Path, targets: list[str], binned: list[str] = (), run_dir: str | Path | None = None,
+                overrides: list[str] = ()) -> Path:
+    """Train on a table with no config: `init_config` decides one (then `overrides` apply), the run trains, and the
+    decided config, with its evidence, is kept in the run folder as `inferred.yaml` beside the `config.yaml` it ran."""
+    import yaml
+
+    from plait.config import apply_overrides, validate
+    from plait.distributed import world_from_env
+
+    text = init_config(table, targets, binned)
+    config = validate(apply_overrides(yaml.safe_load(text), list(overrides)), f"the config inferred from {table}")
+    folder = train(config, run_dir=run_dir)
+    if world_from_env().is_main:
+        (Path(folder) / "inferred.yaml").write_text(text, encoding="utf-8")
+    return folder
+
+
 def _config(config: str | Path | Config, overrides: list[str]) -> Config:
     return config if isinstance(config, Config) else load_config(config, list(overrides))
 

@@ -35,7 +35,7 @@ def options(verbose: bool = typer.Option(False, "--verbose", "-v", help="Also sh
 
 for command in (train.train, evaluation.evaluate, evaluation.ablate, evaluation.report, inference.predict,
                 inference.index, inference.search, inference.embed, inference.caption, inference.export,
-                train.validate, summary, train.demo, compare, serve, tune):
+                train.init, train.validate, summary, train.demo, compare, serve, tune):
     app.command()(command)
 app.add_typer(augment_app, name="augment")
 app.add_typer(cache.cache_app, name="cache")

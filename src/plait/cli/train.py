@@ -1,4 +1,5 @@
-"""`plait train`, `plait validate`, `plait demo`: start (or resume) training, check a config, run a demo."""
+"""`plait train`, `plait init`, `plait validate`, `plait demo`: start (or resume) training, write a config for a
+table, check a config, run a demo."""
 
 from __future__ import annotations
 
@@ -26,13 +27,21 @@ def train(
                                            "fold keeps (data.split.stratify)."),
     nproc: int = typer.Option(1, "--nproc", min=1, help="Train in this many processes on this machine (DDP; hands over "
                               "to torchrun: one per GPU, or CPU processes with gloo). train.batch_size stays the global batch."),
+    target: list[str] = typer.Option([], "--target", help="Train on a table with no config: CONFIG is the table, this "
+                                     "the column to predict (repeatable); the config `plait init` would write is "
+                                     "used and kept in the run folder as inferred.yaml."),
+    binned: list[str] = typer.Option([], "--binned", help="With --target: a numeric target to predict as bins."),
 ):
     """Train a model; prints progress and ends with the run folder."""
     from plait import api
+    from plait.errors import PlaitError
+
+    if target and (resume is not None or folds is not None or init_from is not None):
+        raise PlaitError("--target trains a new run from a table: it goes without --resume, --folds and --init-from")
+    if binned and not target:
+        raise PlaitError("--binned goes with --target (in a config, set the output's type: binned)")
 
     if nproc > 1 and folds is not None:
-        from plait.errors import PlaitError
-
         raise PlaitError("--folds trains its folds one after another in one process, not with --nproc: train each fold "
                          "with --set data.split.folds=K --set data.split.fold=N --run-dir FOLDER/fold-N --nproc "
                          f"{nproc}, then `plait report FOLDER` summarizes them")
@@ -45,19 +54,41 @@ def train(
         args += [f"--checkpoint={checkpoint}"] if checkpoint else []
         args += [f"--init-from={init_from}"] if init_from else []
         args += [f"--set={text}" for text in set_]
+        args += [f"--target={name}" for name in target] + [f"--binned={name}" for name in binned]
         raise typer.Exit(run_torchrun(nproc, ["train", *args]))
 
     from plait.distributed import world_from_env
 
     from plait.sagemaker import in_sagemaker, train_in_sagemaker
 
-    if in_sagemaker() and config is not None and run_dir is None and resume is None and init_from is None and folds is None:  # a SageMaker training job
+    if target:
+        folder = api.train_table(config, target, binned, run_dir=run_dir, overrides=set_)
+    elif in_sagemaker() and config is not None and run_dir is None and resume is None and init_from is None and folds is None:  # a SageMaker training job
         folder = train_in_sagemaker(config, set_)
     else:
         folder = api.train(config, run_dir=run_dir, overrides=set_, resume=resume, checkpoint=checkpoint, init_from=init_from,
                            folds=folds, stratify=stratify)
     if world_from_env().is_main:
         typer.echo(str(folder))
+
+
+def init(
+    table: str = typer.Argument(..., help="The table: a CSV, JSON lines or parquet file; or a MELD, Flickr30k, COCO, "
+                                "npy or pickle folder."),
+    target: list[str] = typer.Option(..., "--target", help="The column to predict (repeatable)."),
+    binned: list[str] = typer.Option([], "--binned", help="A numeric --target to predict as one of 10 bins (repeatable)."),
+    output: str = typer.Option("config.yaml", "--output", "-o", help="Where to write the config; - prints it."),
+    force: bool = typer.Option(False, "--force", help="Replace OUTPUT when it exists."),
+):
+    """Write a commented config for a table: each column's type decided from a sample of its values, with the
+    evidence; the targets' tasks from theirs."""
+    from plait import api
+
+    text = api.init_config(table, target, binned, None if output == "-" else output, force)
+    if output == "-":
+        typer.echo(text, nl=False)
+        return
+    typer.echo(f"wrote {output}; check it, then: plait train {output}")
 
 
 def validate(
