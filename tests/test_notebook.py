@@ -1,0 +1,55 @@
+"""`plait.Model`: fit, predict, evaluate, save and load on DataFrames, with images in memory."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+import plait
+from plait.errors import PlaitError
+
+
+def photos_table(rows: int, seed: int) -> pd.DataFrame:
+    """Bright or dark photos (PIL images and uint8 arrays, in memory) with a reading; the label is the brightness."""
+    rng = np.random.default_rng(seed)
+    labels = rng.choice(["bright", "dark"], rows)
+    pixels = [(rng.integers(0, 90, (16, 16, 3)) + (150 if label == "bright" else 0)).astype(np.uint8) for label in labels]
+    photos = [Image.fromarray(p) if i % 2 else p for i, p in enumerate(pixels)]  # both kinds of in-memory image
+    return pd.DataFrame({"photo": photos, "reading": rng.normal(size=rows).round(3), "label": labels},
+                        index=pd.RangeIndex(1000, 1000 + rows))
+
+
+def test_the_public_api_is_what_all_names():
+    assert sorted(plait.__all__) == ["Model", "__version__", "evaluate", "train"]
+    assert all(getattr(plait, name) for name in plait.__all__)
+
+
+@pytest.mark.slow
+def test_a_model_round_trips_fit_predict_evaluate_save_and_load(tmp_path):
+    train, validation, test = photos_table(96, 0), photos_table(24, 1), photos_table(20, 2)
+    model = plait.Model.from_table(train, target="label", workdir=tmp_path / "work")
+    assert "photo: 96 paths to image files" in model.inferred  # the in-memory photos were decided as images
+    model.raw["train"].update(epochs=4, checkpoint_every_steps=None)
+    model.fit(train, validation=validation)
+
+    predictions = model.predict(test.drop(columns="label"))
+    assert list(predictions.index) == list(test.index) and "label_pred" in predictions
+    assert (predictions["label_pred"] == test["label"]).mean() >= 0.9
+    metrics = model.evaluate(test)
+    assert metrics["label.accuracy"] == pytest.approx((predictions["label_pred"] == test["label"]).mean())
+
+    saved = model.save(tmp_path / "saved")
+    again = plait.Model.load(saved).predict(test.drop(columns="label"))
+    pd.testing.assert_frame_equal(again, predictions)
+    with pytest.raises(PlaitError, match="exists"):
+        model.save(saved)
+
+
+def test_an_untrained_model_says_so(tmp_path):
+    model = plait.Model({"name": "x"}, workdir=tmp_path)
+    with pytest.raises(PlaitError, match="not trained yet"):
+        model.predict(pd.DataFrame({"a": [1]}))
+    with pytest.raises(PlaitError, match="not a run folder"):
+        plait.Model.load(tmp_path)
