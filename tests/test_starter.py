@@ -18,6 +18,7 @@ from plait.demo.synthetic_sequences import make_spectra
 from plait.errors import PlaitError
 from plait.starter import describe_table
 from tests.conftest import run_cli
+from tests.test_s3 import aws, bucket, moto  # noqa: F401  (the S3 server and credentials fixtures)
 
 
 def described(table, *targets, binned=()) -> dict:
@@ -137,3 +138,16 @@ def test_train_with_a_target_refuses_what_goes_with_a_config(tmp_path):
     assert result.returncode != 0 and "--target trains a new run from a table" in result.stderr
     result = run_cli("train", tmp_path / "c.yaml", "--binned", "y", check=False)
     assert result.returncode != 0 and "--binned goes with --target" in result.stderr
+
+
+def test_a_table_and_its_photos_on_s3(bucket, tmp_path, monkeypatch):
+    monkeypatch.setenv("PLAIT_CACHE_DIR", str(tmp_path / "cache"))
+    name, client = bucket
+    table = pd.read_csv(make_demo(tmp_path / "demo", rows=40))
+    for photo in table["photo"]:
+        client.put_object(Bucket=name, Key=photo, Body=(tmp_path / "demo" / photo).read_bytes())
+    table["photo"] = [f"s3://{name}/{photo}" for photo in table["photo"]]
+    client.put_object(Bucket=name, Key="demo.csv", Body=table.to_csv(index=False).encode())
+    config = described(f"s3://{name}/demo.csv", "label")
+    assert config["data"]["table"] == f"s3://{name}/demo.csv"
+    assert config["types"]["photo"] == "image" and "3 of 3 probed open as images" in config["text"]

@@ -54,12 +54,13 @@ def file_format(path: str) -> str:
 
 def read_sample(url: str) -> Sample:
     """The table at `url` (a file or a layout's folder), with up to SAMPLE_ROWS of its rows drawn evenly."""
-    if not os.path.exists(url):
+    remote = "://" in url  # a table file anywhere fsspec reaches; a layout's folder must be local
+    if not remote and not os.path.exists(url):
         raise PlaitError(f"{url}: no such file or folder")
-    kind = folder_format(url) if os.path.isdir(url) else file_format(url)
+    kind = folder_format(url) if not remote and os.path.isdir(url) else file_format(url)
     table, _ = read_table_at(url, kind)
     if table.empty:
         raise PlaitError(f"{url}: the table has no rows")
     sample = table.sample(n=SAMPLE_ROWS, random_state=0).sort_index() if len(table) > SAMPLE_ROWS else table
-    written = "auto" if os.path.isfile(url) and kind in ("csv", "jsonl", "parquet") else kind
+    written = "auto" if kind in ("csv", "jsonl", "parquet") and (remote or os.path.isfile(url)) else kind
     return Sample(sample.reset_index(drop=True), len(table), url, written, resolve_root(url, None))

@@ -17,10 +17,12 @@ class Probed:
 
 
 def probe_files(media: str, paths: list[str]) -> Probed:
+    from plait.data.remote import open_cached
+
     opened, missing, audio, sides = 0, 0, 0, []
     for path in paths:
         try:
-            found = open_media(media, path)
+            found = open_media(media, open_cached(path) if "://" in path else path)  # a remote file: fetched once
             audio += found is True
             sides += [min(found)] if isinstance(found, tuple) else []
             opened += 1
