@@ -263,3 +263,20 @@ def test_array_tables_read_from_any_fsspec_url():
     assert read_table("memory://bucket/rows", "pickle")["y"].tolist() == [0, 1]
     table = read_table("memory://bucket/cols/", "npy")
     assert sorted(table.columns) == ["a", "b"] and table["b"][2].tolist() == [4, 5]
+
+
+def test_splits_csv_of_an_npy_table_leaves_its_array_cells_out(tmp_path):
+    """Printing an array cell into splits.csv read a page of every row of the memory map (and wrote `[0.1 ...]`)."""
+    from plait.config import validate
+    from plait.demo.synthetic_sequences import make_spectra
+    from plait.runs import Run
+
+    folder = make_spectra(tmp_path, samples=40, length=64)
+    config = validate({"name": "s", "data": {"table": str(folder), "format": "npy", "split": {"ratios": [0.8, 0.1, 0.1]}},
+                       "inputs": [{"name": "spectrum", "type": "sequence", "column": "spectrum"}],
+                       "outputs": [{"name": "p", "type": "number", "column": "peak1_position"}]})
+    run = Run.start(config, tmp_path / "run")
+    run.path().mkdir(parents=True, exist_ok=True)
+    run.write_splits()
+    written = pd.read_csv(run.path("splits.csv"))
+    assert list(written.columns) == ["row", "file", "place", "split"] and len(written) == 40

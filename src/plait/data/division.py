@@ -39,9 +39,11 @@ class Division:
         return [found for group, found in self.exchange((self.group, value)) if group == self.group]
 
     def agree(self, missing: list[str]) -> list[str]:
-        """The cells any member of the group found missing, in one order every member sees. Called before any member
-        writes, so all of them take their shares of the same list."""
-        return sorted(set().union(*self.collect(sorted(missing))))
+        """The cells any member of the group found missing, in one order every member sees: the table's (each
+        member lists its own in table order), so that rows of a memory-mapped table are read front to back, not
+        scattered (a scattered read maps far more of the file than it reads). Called before any member writes, so
+        all of them take their shares of the same list."""
+        return list(dict.fromkeys(key for found in self.collect(list(missing)) for key in found))
 
     def mine(self, items: list) -> list:
         """This member's share of `items` (a list every member agreed on)."""

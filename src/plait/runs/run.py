@@ -15,6 +15,7 @@ import plait.components  # noqa: F401  (registers the feature types, encoders, t
 from plait.config import Config, load_config
 from plait.console import console
 from plait.data.cache import FeatureCache
+from plait.data.columns import is_missing
 from plait.data.dataset import SKIP_HINT, EncodedSplit
 from plait.data.division import ALONE, Division
 from plait.data.features.base import FileFeature
@@ -286,8 +287,10 @@ class Run:
         table = pd.DataFrame({"row": range(len(places)), "file": [file for file, _ in places],
                               "place": [place for _, place in places], "split": self.data.split_of_row.to_numpy()})
         for feature in self.features.values():
-            if isinstance(feature, FileFeature) and feature.spec.column not in table:
-                table[feature.spec.column] = self.data.table[feature.spec.column].to_numpy()
+            cells = self.data.table[feature.spec.column] if isinstance(feature, FileFeature) else None
+            # paths only: an npy table's cells are arrays, and printing them would read every row of the memory map
+            if cells is not None and feature.spec.column not in table and all(isinstance(c, str) or is_missing(c) for c in cells):
+                table[feature.spec.column] = cells.to_numpy()
         with atomic_path(self.path("splits.csv")) as temporary:
             table.to_csv(temporary, index=False)
 
