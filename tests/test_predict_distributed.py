@@ -13,8 +13,8 @@ from plait.data.places import RowPlaces
 from plait.errors import PlaitError
 from plait.inference import predict as predict_module
 from plait.inference.chunks import read_chunks
-from plait.inference.output import Parts
-from plait.inference.predict import predict_file, predict_paths, predict_table, write_table
+from plait.inference.output import Parts, write_table
+from plait.inference.predict import predict_file, predict_paths, predict_table
 from plait.runs import Run
 from plait.distributed import World
 from tests.conftest import run_cli

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -130,7 +131,7 @@ class Model:
         return path
 
     def _with_files(self, table: pd.DataFrame) -> pd.DataFrame:
-        return with_files(table, self._fresh("media"))
+        return with_files(table, self.workdir / f"media-{uuid.uuid4().hex[:12]}")  # made only when a cell is an image
 
 
 def is_image(value) -> bool:

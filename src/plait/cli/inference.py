@@ -86,7 +86,7 @@ def search(
     checkpoint: Checkpoint = typer.Option(Checkpoint.best, help="Which weights: best or last."),
 ):
     """The k nearest indexed rows of each query: rank, cosine score, and the neighbour's row, label and files."""
-    from plait.inference.predict import write_table
+    from plait.inference.output import write_table
     from plait.inference.retrieval import search as search_index
 
     found = search_index(run_dir, input, k, index_name, checkpoint.value)

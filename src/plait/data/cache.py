@@ -109,6 +109,15 @@ class ShardStore:
     def __contains__(self, key: str) -> bool:
         return key in self.index or key in self.pending_keys
 
+    def settle(self, division: Division, failures: dict[str, Exception] | None = None) -> dict[str, Exception]:
+        """Write this process's share, wait for the others of `division` to write theirs, and see their shards;
+        the cells that failed anywhere in the group, with why."""
+        self.flush()
+        failed = division.settle(failures or {})
+        if division.shared:
+            self.refresh()
+        return failed
+
     def add(self, key: str, cell) -> None:
         fields = as_fields(cell)
         self.pending.append((key, fields))
@@ -252,10 +261,7 @@ class CachedFeature:
                 self.store.add(key, cell)
                 self.prefetched.add(key)
                 self.stats.misses += 1
-        self.store.flush()
-        self.failed.update(division.settle(failures))
-        if division.shared:
-            self.store.refresh()  # the other processes' shares
+        self.failed.update(self.store.settle(division, failures))
 
     def stack(self, keys: list[str | None]) -> CachedCells:
         self.cell_keys = {}  # the split is encoded: let go of its cells

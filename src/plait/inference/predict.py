@@ -21,7 +21,7 @@ from plait.data.tables import read_table_at, require_columns, resolve_root
 from plait.errors import PlaitError
 from plait.evaluation.evaluate import generate_rows
 from plait.inference.chunks import Chunk, file_input, files_table, folder_files, read_chunks
-from plait.inference.output import Parts, spread_vectors, write_table  # noqa: F401  (callers import these from here)
+from plait.inference.output import Parts
 from plait.inference.ranks import together
 from plait.runs import Run
 from plait.distributed import world_from_env

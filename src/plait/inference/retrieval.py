@@ -131,7 +131,7 @@ def embed_file(run_dir: str | Path, input_path: str, output_path: str, only: lis
                which: str = "best") -> pd.DataFrame:
     """`embed` the rows of a table or the files of a folder; written to `output_path` (parquet keeps each vector in
     one cell, CSV spreads it over NAME_0, NAME_1, ...)."""
-    from plait.inference.predict import write_table
+    from plait.inference.output import write_table
 
     run = Run.load(run_dir, which)
     table, places = read_rows(run, input_path)

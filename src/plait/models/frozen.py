@@ -116,12 +116,9 @@ def _embed_split(encoder, feature, spec, split, store, cache, device, batch_size
         embedded = _run_encoder(encoder, feature, cells, torch.tensor(todo), device, batch_size, description, with_tokens)
         for index, position in enumerate(todo):
             store.add(keys[position], {field: values[index] for field, values in embedded.items()})
-        store.flush()
     elif not missing:
         say(f"embeddings of {spec.name} ({split.name}): all {len(keys)} rows from the cache")
-    division.settle({})
-    if division.shared:
-        store.refresh()  # the other processes' shares
+    store.settle(division)
     token_shape = tuple(store.read(next(k for k in keys if k is not None))["tokens"].shape) if with_tokens and any(keys) else None
     return CachedCells(Embeddings(spec, encoder.feature_dim, token_shape), store, keys)
 

@@ -27,7 +27,8 @@ import pandas as pd
 from starlette.datastructures import Headers
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from plait.inference.predict import predict_encoded_rows, spread_vectors
+from plait.inference.output import spread_vectors
+from plait.inference.predict import predict_encoded_rows
 from plait.runs import Run
 from plait.serving.fields import Fields, RequestError
 from plait.serving.requests import MediaPolicy, encode_request, rows_json, table_from_form, table_from_json
