@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install lock demo serve-demo test test-fast bench docs clean
+.PHONY: install lock demo serve-demo test test-fast bench docs docs-serve clean
 
 install: $(STAMP)
 
@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml requirements.lock
 # index and would pin a CUDA build). Run it after changing a dependency in pyproject.toml or constraints.txt.
 lock:
 	test -x .venv-lock/bin/pip-compile || ($(PYTHON) -m venv .venv-lock && .venv-lock/bin/pip install -q pip-tools)
-	.venv-lock/bin/pip-compile --quiet --extra test -c constraints.txt --strip-extras --no-emit-find-links \
+	.venv-lock/bin/pip-compile --quiet --extra test --extra docs -c constraints.txt --strip-extras --no-emit-find-links \
 		--no-emit-index-url --output-file requirements.lock pyproject.toml
 
 demo: $(STAMP)
@@ -47,8 +47,14 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/ddp_scaling.py
 	$(BIN)/python benchmarks/gpu_throughput.py
 
+# the documentation site in site/ (MkDocs Material); --strict: a broken link or anchor, a page missing from the
+# navigation, an unknown reference marker or a missing included file fails the build (CI runs it)
 docs: $(STAMP)
-	$(BIN)/python -m plait.docs
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+	@echo "site/index.html"
+
+docs-serve: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --strict
 
 clean:
-	rm -rf $(VENV) .venv-lock demo-runs .pytest_cache
+	rm -rf $(VENV) .venv-lock demo-runs .pytest_cache site

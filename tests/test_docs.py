@@ -1,20 +1,26 @@
-"""The config reference is generated from the schema, and README.md holds the current one."""
+"""The documentation site's generated references (config from the schema, CLI from the Typer app), its pages
+for every input, output and recipe, and the examples in them. `make docs` builds the site strictly in CI."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Literal, Optional
 
 import pytest
+import yaml
 
-from plait.config import Config, TrainConfig
-from plait.docs import END, START, config_reference, render_type, update_readme
+from plait.config import Config, TrainConfig, validate
+from plait.docs import cli_reference, config_reference, expand_markers, render_type
 from plait.errors import PlaitError
 from plait.registry import ENCODERS, FEATURES
+import plait.settings as settings
 
-README = Path(__file__).parents[1] / "README.md"
+ROOT = Path(__file__).parents[1]
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
 
 
 @pytest.fixture(scope="module")
@@ -98,37 +104,101 @@ def test_reference_is_deterministic(reference):
     assert config_reference() == reference
 
 
-def test_update_readme_fills_markers_then_is_current(tmp_path):
-    readme = tmp_path / "README.md"
-    readme.write_text(f"# Title\n\nIntro.\n\n{START}\nold text\n{END}\n\nAfter.\n", encoding="utf-8")
-    assert update_readme(readme, check=True) is False
-    assert "old text" in readme.read_text(encoding="utf-8")  # check writes nothing
-    assert update_readme(readme) is False
-    text = readme.read_text(encoding="utf-8")
-    assert "old text" not in text and config_reference() in text
-    assert text.startswith("# Title\n\nIntro.\n\n" + START) and text.endswith(END + "\n\nAfter.\n")
-    assert update_readme(readme, check=True) is True
-    assert update_readme(readme) is True
+def test_expand_markers_fills_each_reference():
+    page = "# Text\n\nIntro.\n\n<!-- plait: input text -->\n\nAfter.\n"
+    text = expand_markers(page)
+    assert text.startswith("# Text\n\nIntro.\n\n## `inputs[]` with `type: text`") and text.endswith("\n\nAfter.\n")
+    assert "### `encoder: {name: hf}`" in text and "plait:" not in text
+    assert expand_markers("<!-- plait: output caption -->").startswith("## `outputs[]` with `type: caption`")
+    assert "## `fusion: {name: attention}`" in expand_markers("<!-- plait: fusion -->")
+    assert expand_markers("<!-- plait: config -->") == config_reference(level=2).rstrip("\n") + "\n" or \
+        expand_markers("<!-- plait: config -->").startswith("## Top-level keys")
+    assert "not a marker <!-- plait: cli --> mid-line" == expand_markers("not a marker <!-- plait: cli --> mid-line")
 
 
-def test_update_readme_without_markers_fails(tmp_path):
-    readme = tmp_path / "README.md"
-    readme.write_text("# Title\n\nNo markers here.\n", encoding="utf-8")
-    with pytest.raises(PlaitError, match="config-reference:start"):
-        update_readme(readme)
-    readme.write_text(f"{END}\n{START}\n", encoding="utf-8")
-    with pytest.raises(PlaitError):
-        update_readme(readme, check=True)
+def test_expand_markers_refuses_unknown_and_malformed_markers():
+    with pytest.raises(PlaitError, match=r"guide/x.md: unknown marker .*plait: tabel.*kinds: config, cli"):
+        expand_markers("<!-- plait: tabel -->", where="guide/x.md")
+    with pytest.raises(PlaitError, match="no input type 'txt'; input types: audio, category"):
+        expand_markers("<!-- plait: input txt -->")
+    with pytest.raises(PlaitError, match="needs a name"):
+        expand_markers("<!-- plait: output -->")
+    with pytest.raises(PlaitError, match="takes no name"):
+        expand_markers("<!-- plait: cli extra -->")
 
 
-def test_command_line_check_and_update(tmp_path):
-    (tmp_path / "README.md").write_text(f"{START}\n{END}\n", encoding="utf-8")
-    command = [sys.executable, "-m", "plait.docs"]
-    stale = subprocess.run([*command, "--check"], cwd=tmp_path, capture_output=True, text=True)
-    assert stale.returncode == 1 and "python -m plait.docs" in stale.stderr
-    assert subprocess.run(command, cwd=tmp_path, capture_output=True).returncode == 0
-    assert subprocess.run([*command, "--check"], cwd=tmp_path, capture_output=True).returncode == 0
+def test_cli_reference_documents_every_command_and_option():
+    from plait.cli import app
+
+    text = cli_reference()
+    for name in [c.name or c.callback.__name__ for c in app.registered_commands] + ["cache build", "sagemaker deploy"]:
+        assert f"`plait {name}`" in text, name
+    assert "`--resume <path>`" in text and "`--folds <int range>`" in text
+    assert text.startswith("## `plait`")
 
 
-def test_repository_readme_is_up_to_date():
-    assert update_readme(README, check=True), "run: python -m plait.docs"
+def test_every_input_output_and_recipe_has_a_page_with_its_reference():
+    for feature in settings.INPUTS:
+        name = settings.name_of(feature)
+        assert f"<!-- plait: input {name} -->" in (DOCS / "modalities" / f"{name}.md").read_text(), name
+    for task in settings.OUTPUTS:
+        name = settings.name_of(task)
+        assert f"<!-- plait: output {name} -->" in (DOCS / "outputs" / f"{name}.md").read_text(), name
+    assert "<!-- plait: fusion -->" in (DOCS / "outputs" / "fusion.md").read_text()
+    recipes = sorted((ROOT / "src" / "plait" / "recipes").glob("*.yaml"))
+    assert len(recipes) >= 7
+    for recipe in recipes:  # included from the file, never copied
+        assert f'--8<-- "src/plait/recipes/{recipe.name}"' in (DOCS / "recipes" / f"{recipe.stem}.md").read_text()
+
+
+def test_every_page_is_in_the_navigation():
+    nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    pages = {str(p.relative_to(DOCS)) for p in DOCS.rglob("*.md")}
+    assert pages and all(page in nav for page in pages), sorted(p for p in pages if p not in nav)
+
+
+def _yaml_examples(path: Path):
+    return re.findall(r"^```yaml[^\n]*\n(.*?)^```", path.read_text(encoding="utf-8"), flags=re.MULTILINE | re.DOTALL)
+
+
+def test_config_examples_in_the_docs_validate():
+    """Every YAML example in the pages and the README is a valid config, once the parts it leaves out are filled in
+    (a table, an input, an output), so a renamed key cannot linger in an example."""
+    checked = 0
+    for path in [README, *DOCS.rglob("*.md")]:
+        for block in _yaml_examples(path):
+            example = yaml.safe_load(block)
+            if not isinstance(example, dict) or not set(example) & set(Config.model_fields):
+                continue
+            named = sorted(set(re.findall(r"(?:encoders|inputs)\.(\w+)", block))) or ["x"]  # inputs the example names
+            raw = {"name": "example", "inputs": [{"name": name, "type": "text", "column": name} for name in named],
+                   "outputs": [{"name": "y", "type": "category", "column": "y"}], **example}
+            raw["data"] = {"table": "table.csv", **(example.get("data") or {})}
+            validate(raw, f"{path.relative_to(ROOT)}: example")
+            checked += 1
+    assert checked >= 20
+
+
+def test_readme_links_point_at_files():
+    links = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", README.read_text(encoding="utf-8"))
+    assert len(links) >= 20
+    missing = [link for link in links if "://" not in link and not (ROOT / link).exists()]
+    assert not missing, missing
+    assert len(README.read_text(encoding="utf-8").splitlines()) < 150  # the site holds the rest
+
+
+def test_python_api_page_documents_the_public_api():
+    import plait
+
+    page = (DOCS / "reference" / "python.md").read_text(encoding="utf-8")
+    for name in plait.__all__:
+        if name != "__version__":
+            assert f"::: plait.{name}" in page, name
+            assert getattr(plait, name).__doc__ and ">>>" in getattr(plait, name).__doc__, f"plait.{name}: an example"
+
+
+def test_command_line_prints_a_reference():
+    done = subprocess.run([sys.executable, "-m", "plait.docs", "config"], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.startswith("## Top-level keys")
+    wrong = subprocess.run([sys.executable, "-m", "plait.docs", "readme"], capture_output=True, text=True)
+    assert wrong.returncode == 2 and "usage: python -m plait.docs config|cli" in wrong.stderr

@@ -1,17 +1,20 @@
-"""The config reference in Markdown, generated from the pydantic schema, so it is never written twice by hand.
+"""The references of the documentation site, generated so they are never written twice by hand or stale.
 
 `config_reference()` walks the schema generically (field annotations, defaults, descriptions, the registries),
-so a new key or a new modality shows up without touching this module. `update_readme()` puts the reference
-between two marker lines of README.md; `python -m plait.docs [--check]` is the command-line form.
+so a new key or a new modality shows up without touching this module; `input_reference`, `output_reference` and
+`fusion_reference` are its parts, for the page of each modality and output kind. `cli_reference()` documents the
+commands from the Typer app itself. The site's pages hold marker lines (`<!-- plait: input text -->`) that the
+MkDocs hook `docs/hooks.py` replaces through `expand_markers` at build time. `python -m plait.docs config|cli`
+prints a reference.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 import types
-from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Callable, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
@@ -24,8 +27,6 @@ from plait.settings.tune import Choice, IntRange, LogUniform, Uniform
 import plait.settings as settings
 
 DISTRIBUTIONS = (Uniform, LogUniform, IntRange, Choice)
-START = "<!-- config-reference:start -->"
-END = "<!-- config-reference:end -->"
 _BOUNDS = {"gt": ">", "ge": "≥", "lt": "<", "le": "≤", "min_length": "min length", "max_length": "max length"}
 
 
@@ -144,63 +145,104 @@ def _inputs_by_type() -> dict[str, type[BaseModel]]:
     return {(_tag(m) or ("", None))[1]: m for m in members}
 
 
-def config_reference() -> str:
-    """The whole config reference as Markdown: top-level sections, then inputs with their encoders, outputs, fusions."""
-    parts = _sections(Config, "### Top-level keys", "", 4)
-    inputs = _inputs_by_type()
-    parts.append("### Inputs\n\nEach item of `inputs` picks a feature type with `type`, and an encoder with `encoder: {name: ...}`.")
-    parts += ["#### `inputs[].encoder.projection`, on every encoder", " ".join(PROJECTION_DESCRIPTION.split()), key_table(Projection)]
+def _named(sections: list, name: str, kind: str) -> Any:
+    by_name = {settings.name_of(section): section for section in sections}
+    if name not in by_name:
+        raise PlaitError(f"no {kind} {name!r}; {kind}s: {', '.join(by_name)}")
+    return by_name[name]
+
+
+def input_reference(name: str, level: int = 2) -> list[str]:
+    """The keys of an `inputs[]` item with `type: NAME` under a `level` heading, then each encoder it can take."""
+    feature = _named(settings.INPUTS, name, "input type")
+    parts = _sections(_inputs_by_type().get(name, feature), "#" * level + f" `inputs[]` with `type: {name}`",
+                      "inputs[]", level + 1)
+    for encoder in settings.ENCODERS:
+        if name in encoder.modalities:
+            encoder_name = settings.name_of(encoder)
+            default = " (the default)" if encoder_name == feature.default_encoder else ""
+            heading = "#" * (level + 1) + f" `encoder: {{name: {encoder_name}}}`{default}"
+            parts += _sections(encoder, heading, "inputs[].encoder", level + 2)
+    return parts
+
+
+def output_reference(name: str, level: int = 2) -> list[str]:
+    """The keys of an `outputs[]` item with `type: NAME` under a `level` heading, then its nested sections."""
+    task = _named(settings.OUTPUTS, name, "output type")
+    return _sections(task, "#" * level + f" `outputs[]` with `type: {name}`", "outputs[]", level + 1)
+
+
+def fusion_reference(level: int = 2) -> list[str]:
+    """The keys of each `fusion` kind, one `level` heading each."""
+    return [part for fusion in settings.FUSIONS
+            for part in _sections(fusion, "#" * level + f" `fusion: {{name: {settings.name_of(fusion)}}}`", "fusion",
+                                  level + 1)]
+
+
+def config_reference(level: int = 3) -> str:
+    """The whole config reference as Markdown, its parts under `level` headings: top-level sections, then inputs
+    with their encoders, outputs, fusions."""
+    h = "#" * level
+    parts = _sections(Config, f"{h} Top-level keys", "", level + 1)
+    parts.append(f"{h} Inputs\n\nEach item of `inputs` picks a feature type with `type`, and an encoder with "
+                 "`encoder: {name: ...}`.")
+    parts += [f"{h}# `inputs[].encoder.projection`, on every encoder", " ".join(PROJECTION_DESCRIPTION.split()),
+              key_table(Projection)]
     for feature in settings.INPUTS:
-        name = settings.name_of(feature)
-        parts += _sections(inputs.get(name, feature), f"#### `inputs[]` with `type: {name}`", "inputs[]", 5)
-        for encoder in settings.ENCODERS:
-            if name in encoder.modalities:
-                encoder_name = settings.name_of(encoder)
-                default = " (the default)" if encoder_name == feature.default_encoder else ""
-                heading = f"##### `encoder: {{name: {encoder_name}}}`{default}"
-                parts += _sections(encoder, heading, "inputs[].encoder", 6)
-    parts.append("### Outputs\n\nEach item of `outputs` picks a task type with `type`.")
+        parts += input_reference(settings.name_of(feature), level + 1)
+    parts.append(f"{h} Outputs\n\nEach item of `outputs` picks a task type with `type`.")
     for task in settings.OUTPUTS:
-        parts += _sections(task, f"#### `outputs[]` with `type: {settings.name_of(task)}`", "outputs[]", 5)
-    parts.append("### Fusion\n\n`fusion` picks how the encoders' outputs are combined, by `name`.")
-    for fusion in settings.FUSIONS:
-        parts += _sections(fusion, f"#### `fusion: {{name: {settings.name_of(fusion)}}}`", "fusion", 5)
+        parts += output_reference(settings.name_of(task), level + 1)
+    parts.append(f"{h} Fusion\n\n`fusion` picks how the encoders' outputs are combined, by `name`.")
+    parts += fusion_reference(level + 1)
     return "\n\n".join(parts) + "\n"
 
 
-def update_readme(path: str | Path = "README.md", check: bool = False) -> bool:
-    """Put the reference between the marker lines of `path`. `check=True` writes nothing and says whether it is current.
+def cli_reference() -> str:
+    """Every command's usage, arguments and options, as Typer documents a Typer app (`typer ... utils docs`)."""
+    import click
+    import typer.cli
+    import typer.main
 
-    Returns True when the file already held the current reference.
-    """
-    path = Path(path)
-    text = path.read_text(encoding="utf-8")
-    start, end = text.find(START), text.find(END)
-    if start < 0 or end < 0 or end < start:
-        raise PlaitError(f"{path}: needs the lines {START} and {END} (in this order) around the config reference")
-    updated = text[: start + len(START)] + "\n\n" + config_reference() + "\n" + text[end:]
-    if updated == text:
-        return True
-    if not check:
-        path.write_text(updated, encoding="utf-8")
-    return False
+    from plait.cli import app
+
+    command = typer.main.get_command(app)
+    text = typer.cli.get_docs_for_click(obj=command, ctx=click.Context(command, info_name="plait"), name="plait")
+    return re.sub(r"^(#+) ", r"#\1 ", text, flags=re.MULTILINE)  # under the page's own title
+
+
+MARKER = re.compile(r"^<!-- plait: (?P<kind>[a-z]+)(?: (?P<name>\w+))? -->$", re.MULTILINE)
+_EXPANSIONS: dict[str, Callable[..., str]] = {
+    "config": lambda: config_reference(level=2),
+    "cli": cli_reference,
+    "input": lambda name: "\n\n".join(input_reference(name)),
+    "output": lambda name: "\n\n".join(output_reference(name)),
+    "fusion": lambda: "\n\n".join(fusion_reference()),
+}
+
+
+def expand_markers(text: str, where: str = "page") -> str:
+    """Replace each marker line (`<!-- plait: input text -->`, `<!-- plait: config -->`, `<!-- plait: cli -->`...)
+    with the reference it names, generated now; an unknown marker is an error naming `where`."""
+    def expand(match: re.Match) -> str:
+        kind, name = match["kind"], match["name"]
+        if kind not in _EXPANSIONS:
+            raise PlaitError(f"{where}: unknown marker {match[0]!r}; kinds: {', '.join(_EXPANSIONS)}")
+        try:
+            return _EXPANSIONS[kind](name) if name else _EXPANSIONS[kind]()
+        except TypeError:
+            raise PlaitError(f"{where}: marker {match[0]!r} {'takes no' if name else 'needs a'} name") from None
+
+    return MARKER.sub(expand, text)
 
 
 def main(argv: list[str]) -> int:
-    """`python -m plait.docs` updates ./README.md; with `--check` it only reports (exit 1) when the file is stale."""
-    check = "--check" in argv
-    try:
-        current = update_readme("README.md", check=check)
-    except (PlaitError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    """`python -m plait.docs config|cli` prints that reference as Markdown (the site builds them the same way)."""
+    kinds = {"config": lambda: config_reference(level=2), "cli": cli_reference}
+    if len(argv) != 1 or argv[0] not in kinds:
+        print("usage: python -m plait.docs config|cli", file=sys.stderr)
         return 2
-    if current:
-        print("README.md: config reference is up to date")
-    elif check:
-        print("README.md: config reference is stale; run: python -m plait.docs", file=sys.stderr)
-        return 1
-    else:
-        print("README.md: config reference updated")
+    print(kinds[argv[0]](), end="")
     return 0
 
 
