@@ -53,3 +53,36 @@ def test_an_untrained_model_says_so(tmp_path):
         model.predict(pd.DataFrame({"a": [1]}))
     with pytest.raises(PlaitError, match="not a run folder"):
         plait.Model.load(tmp_path)
+
+
+def clips_table(rows: int, seed: int) -> pd.DataFrame:
+    """Clips (uint8 frames) and sounds (float samples) in memory; the label is both the clips' brightness and the
+    sounds' pitch, so either input alone can learn it."""
+    rng = np.random.default_rng(seed)
+    labels = rng.choice(["day", "night"], rows)
+    clips = [(rng.integers(0, 80, (4, 16, 16, 3)) + (160 if label == "day" else 0)).astype(np.uint8) for label in labels]
+    time = np.arange(4000) / 8000
+    sounds = [(0.4 * np.sin(2 * np.pi * (1500 if label == "day" else 300) * time)).astype(np.float32) for label in labels]
+    return pd.DataFrame({"clip": clips, "voice": sounds, "label": labels})
+
+
+@pytest.mark.slow
+def test_a_model_takes_clips_and_sounds_in_memory(tmp_path):
+    config = {
+        "name": "clips",
+        "data": {"table": "replaced-by-fit.parquet"},
+        "inputs": [
+            {"name": "clip", "type": "video", "column": "clip", "frames": 4, "size": 16,
+             "encoder": {"name": "cnn3d", "channels": [8, 16]}},
+            {"name": "voice", "type": "audio", "column": "voice", "sample_rate": 8000, "max_seconds": 0.5},
+        ],
+        "outputs": [{"name": "label", "type": "category", "column": "label"}],
+        "train": {"epochs": 4, "batch_size": 16, "optimizer": {"lr": 3.0e-3}, "checkpoint_every_steps": None},
+    }
+    model = plait.Model(config, workdir=tmp_path / "work").fit(clips_table(64, 0), validation=clips_table(16, 1))
+    test = clips_table(20, 2)
+    predictions = model.predict(test.drop(columns="label"))
+    assert (predictions["label_pred"] == test["label"]).mean() >= 0.9
+    assert model.evaluate(test)["label.accuracy"] >= 0.9
+    media = list((tmp_path / "work").rglob("*.avi")) + list((tmp_path / "work").rglob("*.wav"))
+    assert len(media) >= 2 * (64 + 16 + 20)  # each in-memory clip and sound went through a file

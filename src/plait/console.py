@@ -1,4 +1,6 @@
-"""What the user sees in the terminal: progress bars and tables (rich), quiet when output is not a terminal."""
+"""What the user sees in the terminal or a notebook: progress bars and tables (rich). Progress bars show in a
+terminal and in Jupyter (rich draws them as a live widget there), and stay quiet when output goes to a file or a
+pipe, as in CI logs."""
 
 from __future__ import annotations
 
@@ -12,11 +14,15 @@ console = Console(stderr=True)
 T = TypeVar("T")
 
 
+def shows_progress() -> bool:
+    return console.is_terminal or console.is_jupyter
+
+
 def new_progress() -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
-        console=console, transient=True, disable=not console.is_terminal, refresh_per_second=4,
+        console=console, transient=True, disable=not shows_progress(), refresh_per_second=4,
     )
 
 
