@@ -94,9 +94,12 @@ def stop_this_process() -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-def create_app(settings: ServeSettings, on_load_failure=stop_this_process) -> FastAPI:
+def create_app(settings: ServeSettings, on_load_failure=stop_this_process, load_first: bool = False) -> FastAPI:
     """The app; `on_load_failure()` is called when the model cannot load (by default the process stops: a server
-    that can answer nothing should not look alive)."""
+    that can answer nothing should not look alive). The model loads in the background while `/health` answers
+    503 `loading`; with `load_first` the app takes no request until it has loaded, which is what worker processes
+    sharing one socket need (`--workers N`): a worker still loading then accepts no connection, rather than
+    answering 503 beside workers that are ready."""
     metrics = ServerMetrics()
     state: dict = {"status": "loading", "served": None, "error": None, "batcher": None}
 
@@ -117,6 +120,8 @@ def create_app(settings: ServeSettings, on_load_failure=stop_this_process) -> Fa
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         loading = asyncio.create_task(load())
+        if load_first:
+            await loading
         yield
         loading.cancel()
         if state["batcher"] is not None:
@@ -236,7 +241,7 @@ def settings_from_environment() -> ServeSettings:
 
 
 def app_from_environment() -> FastAPI:
-    return create_app(settings_from_environment())
+    return create_app(settings_from_environment(), load_first=True)
 
 
 def settings_json(settings: ServeSettings) -> str:
