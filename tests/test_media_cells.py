@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 from PIL import Image
@@ -46,3 +48,24 @@ def test_arrays_that_are_not_media_stay_arrays(tmp_path):
     table = pd.DataFrame({"signal": [signal, signal], "ids": [np.arange(3), np.arange(3)]})
     out = with_files(table, tmp_path / "media")  # no config: samples are audio only in an audio column
     assert all(isinstance(cell, np.ndarray) for cell in out["signal"]) and not (tmp_path / "media").exists()
+
+
+def test_equal_media_share_one_file_and_odd_column_names_stay_inside_the_folder(tmp_path):
+    photo = np.full((8, 8, 3), 200, dtype=np.uint8)
+    frames = np.zeros((2, 4, 4, 3), dtype=np.uint8)
+    table = pd.DataFrame([[photo, photo.copy(), (frames, np.float32(12.5))],
+                          [photo.copy(), np.zeros((8, 8), np.uint8), (frames, np.float32(12.5))]],
+                         columns=[1, "1", "/etc"])  # a name that is an int, its string twin, an absolute path
+    out = with_files(table, tmp_path / "media")
+    assert out.iloc[0, 0] == out.iloc[1, 0]  # an image on two rows (five captions, say) is one file
+    assert out.iloc[0, 0] != out.iloc[0, 1] and out.iloc[1, 1] != out.iloc[0, 1]
+    written = [Path(p) for p in out.to_numpy().ravel()]
+    assert all(p.is_file() and tmp_path / "media" in p.parents for p in written)
+    assert len(set(written)) == 4 and read_frames_every(str(written[2]), 2, 12.5, (4, 4)).shape == (2, 4, 4, 3)
+
+
+def test_channels_first_sound_is_mixed_down_too(tmp_path):
+    sound = (0.3 * np.sin(np.linspace(0, 300, 6000))).astype(np.float32)
+    out = with_files(pd.DataFrame({"voice": [np.stack([sound, sound])]}), tmp_path, kinds={"voice": "audio"},
+                     sample_rates={"voice": 8000})  # [channels, samples], as torchaudio and librosa give it
+    assert abs(len(read_audio(out["voice"][0], 8000)) - 6000) <= 1

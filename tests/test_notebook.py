@@ -84,5 +84,15 @@ def test_a_model_takes_clips_and_sounds_in_memory(tmp_path):
     predictions = model.predict(test.drop(columns="label"))
     assert (predictions["label_pred"] == test["label"]).mean() >= 0.9
     assert model.evaluate(test)["label.accuracy"] >= 0.9
-    media = list((tmp_path / "work").rglob("*.avi")) + list((tmp_path / "work").rglob("*.wav"))
-    assert len(media) >= 2 * (64 + 16 + 20)  # each in-memory clip and sound went through a file
+    clips, sounds = list((tmp_path / "work").rglob("*.avi")), list((tmp_path / "work").rglob("*.wav"))
+    assert len(clips) == 64 + 16 + 20 + 20  # each clip (all differ) went through a file: fit, predict, evaluate
+    assert len(sounds) == 2 * 3  # the two tones, one file each per table: equal cells share a file
+
+
+def test_a_relative_work_folder_and_clips_whose_sound_is_wanted(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert plait.Model({"name": "x"}, workdir="work").workdir == tmp_path / "work"  # cells hold absolute paths
+    config = {"name": "x", "data": {"table": "t.csv"}, "outputs": [{"name": "label", "type": "category", "column": "label"}],
+              "inputs": [{"name": "voice", "type": "audio", "column": "clip", "source": "video_column"}]}
+    with pytest.raises(PlaitError, match="frames in memory have no sound track"):
+        plait.Model(config, workdir="work").fit(clips_table(4, 0))

@@ -1,6 +1,6 @@
 """What the user sees in the terminal or a notebook: progress bars and tables (rich). Progress bars show in a
-terminal and in Jupyter (rich draws them as a live widget there), and stay quiet when output goes to a file or a
-pipe, as in CI logs."""
+terminal and in Jupyter (rich draws them as a live widget there, with ipywidgets: the `notebook` extra), and stay
+quiet when output goes to a file or a pipe, as in CI logs."""
 
 from __future__ import annotations
 
@@ -15,7 +15,15 @@ T = TypeVar("T")
 
 
 def shows_progress() -> bool:
-    return console.is_terminal or console.is_jupyter
+    """In a terminal, or in Jupyter where ipywidgets is installed (rich draws the bar with it; without it rich
+    could only warn)."""
+    return console.is_terminal or (console.is_jupyter and has_widgets())
+
+
+def has_widgets() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("ipywidgets") is not None
 
 
 def new_progress() -> Progress:

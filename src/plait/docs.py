@@ -212,13 +212,14 @@ def cli_reference() -> str:
 
 
 MARKER = re.compile(r"^<!-- plait: (?P<kind>[a-z]+)(?: (?P<name>\w+))? -->$", re.MULTILINE)
-_EXPANSIONS: dict[str, Callable[..., str]] = {
+_EXPANSIONS: dict[str, Callable[..., str]] = {  # marker kind → its reference, from the marker's name if it takes one
     "config": lambda: config_reference(level=2),
     "cli": cli_reference,
     "input": lambda name: "\n\n".join(input_reference(name)),
     "output": lambda name: "\n\n".join(output_reference(name)),
     "fusion": lambda: "\n\n".join(fusion_reference()),
 }
+_NAMED = {"input", "output"}
 
 
 def expand_markers(text: str, where: str = "page") -> str:
@@ -228,10 +229,9 @@ def expand_markers(text: str, where: str = "page") -> str:
         kind, name = match["kind"], match["name"]
         if kind not in _EXPANSIONS:
             raise PlaitError(f"{where}: unknown marker {match[0]!r}; kinds: {', '.join(_EXPANSIONS)}")
-        try:
-            return _EXPANSIONS[kind](name) if name else _EXPANSIONS[kind]()
-        except TypeError:
-            raise PlaitError(f"{where}: marker {match[0]!r} {'takes no' if name else 'needs a'} name") from None
+        if (kind in _NAMED) != bool(name):
+            raise PlaitError(f"{where}: marker {match[0]!r} {'takes no' if name else 'needs a'} name")
+        return _EXPANSIONS[kind](name) if name else _EXPANSIONS[kind]()
 
     return MARKER.sub(expand, text)
 

@@ -5,15 +5,18 @@
 - an image: a PIL image, or a uint8 array [H, W], [H, W, 3] or [H, W, 4] → PNG;
 - a video: a uint8 array of RGB frames [T, H, W, 3], or `(frames, fps)` → an uncompressed AVI (any frame size,
   the pixels exactly as given; 25 frames per second when no rate is given);
-- audio: a float array of samples in [-1, 1], mono [S] or [S, channels] (averaged to mono), or `(samples,
-  sample_rate)` → 16-bit PCM WAV (at the input's `sample_rate` when no rate is given).
+- audio: a float array of samples in [-1, 1], mono [S], or [S, channels] or [channels, S] (the shorter side is
+  the channels; averaged to mono), or `(samples, sample_rate)` → 16-bit PCM WAV (at the input's `sample_rate` when
+  no rate is given).
 
 Images and clips are told apart by their shape; an array of samples is audio only in a column the config reads as
-`type: audio` (elsewhere a 1-D array is a sequence or a vector).
+`type: audio` (elsewhere a 1-D array is a sequence or a vector). A file is named after its content, so the same
+image on several rows (an image with five captions) is one file, as the caption references and the split expect.
 """
 
 from __future__ import annotations
 
+import hashlib
 from fractions import Fraction
 from pathlib import Path
 
@@ -49,7 +52,8 @@ def sound_of(cell, sample_rate: int) -> tuple[np.ndarray, int] | None:
     samples, rate = cell if isinstance(cell, tuple) and len(cell) == 2 else (cell, sample_rate)
     if not isinstance(samples, np.ndarray) or samples.dtype.kind != "f" or samples.ndim not in (1, 2):
         return None
-    samples = samples.mean(axis=1) if samples.ndim == 2 else samples
+    if samples.ndim == 2:  # mixed down to mono, whichever side holds the channels
+        samples = samples.mean(axis=1 if samples.shape[0] >= samples.shape[1] else 0)
     return np.clip(samples, -1.0, 1.0).astype(np.float32), int(rate)
 
 
@@ -60,13 +64,18 @@ def write_clip(path: Path, frames: np.ndarray, fps: float) -> None:
     if len(frames) == 0:
         raise PlaitError(f"{path.name}: a clip needs at least one frame")
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("rawvideo", rate=Fraction(fps).limit_denominator(1001))
+        stream = container.add_stream("rawvideo", rate=Fraction(float(fps)).limit_denominator(1001))
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "bgr24"
         for index, pixels in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
             frame.pts = index
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
+
+
+def _no_sound(clip, path: Path) -> str:
+    raise PlaitError(f"{path.parent.name}: frames in memory have no sound track for an audio input with "
+                     "`source: video_column` to read; give that column file paths")
 
 
 def _writer(kind: str, sample_rate: int):
@@ -76,6 +85,8 @@ def _writer(kind: str, sample_rate: int):
 
     from plait.demo.synthetic_media import write_audio
 
+    if kind == "sound of video":
+        return clip_of, _no_sound
     if kind == "image":
         return image_of, lambda image, path: _saved(path.with_suffix(".png"), lambda p: (
             image if isinstance(image, Image.Image) else Image.fromarray(image)).save(p))
@@ -88,8 +99,25 @@ def _writer(kind: str, sample_rate: int):
 
 
 def _saved(path: Path, write) -> str:
-    write(path)
+    if not path.exists():  # the same content on another row: the same file
+        write(path)
     return str(path)
+
+
+def content_name(item) -> str:
+    """A file name from what a cell holds: equal images, clips and sounds get the same name."""
+    from PIL import Image
+
+    digest = hashlib.sha256()
+    for part in item if isinstance(item, tuple) else (item,):
+        if isinstance(part, Image.Image):
+            digest.update(f"{part.mode}{part.size}".encode())
+            part = part.tobytes()
+        elif isinstance(part, np.ndarray):
+            digest.update(f"{part.dtype}{part.shape}".encode())
+            part = np.ascontiguousarray(part).tobytes()
+        digest.update(part if isinstance(part, bytes) else repr(part).encode())
+    return digest.hexdigest()[:20]
 
 
 def guessed_kind(cells: list) -> str | None:
@@ -105,11 +133,12 @@ def with_files(table: pd.DataFrame, folder: Path, kinds: dict[str, str] | None =
                sample_rates: dict[str, int] | None = None) -> pd.DataFrame:
     """`table` with the in-memory media of each column written as files under `folder/COLUMN/` and replaced by
     their paths. `kinds`: a column's input type from the config (image, video or audio); a column it does not
-    name is guessed from its cells (images and clips). Other cells (paths, missing values) stay as they are."""
+    name is guessed from its cells (images and clips). Other cells (paths, missing values) stay as they are. Each
+    column's files go to a folder named by its position (`column-3/`), whatever the column's name."""
     kinds, sample_rates = kinds or {}, sample_rates or {}
     table = table.copy()
-    for column in table.columns:
-        cells = table[column].tolist()
+    for position, column in enumerate(table.columns):
+        cells = table.iloc[:, position].tolist()
         kind = kinds.get(str(column)) or guessed_kind(cells)
         writer = _writer(kind, sample_rates.get(str(column), 16000)) if kind else None
         if writer is None:
@@ -118,7 +147,8 @@ def with_files(table: pd.DataFrame, folder: Path, kinds: dict[str, str] | None =
         found = [recognise(cell) for cell in cells]
         if all(item is None for item in found):
             continue
-        (folder / str(column)).mkdir(parents=True, exist_ok=True)
-        table[column] = [cell if item is None else write(item, folder / str(column) / str(row))
-                         for row, (cell, item) in enumerate(zip(cells, found))]
+        where = folder / f"column-{position}"
+        where.mkdir(parents=True, exist_ok=True)
+        table.isetitem(position, [cell if item is None else write(item, where / content_name(item))
+                                  for cell, item in zip(cells, found)])
     return table

@@ -58,7 +58,8 @@ class Model:
         if isinstance(config, Config):
             config = config.model_dump(mode="json")
         self.raw = dict(read_yaml(config) if isinstance(config, (str, Path)) else config)
-        self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="plait-model-"))
+        # absolute: media cells hold paths, which the data path would read relative to the table's folder
+        self.workdir = Path(workdir).resolve() if workdir else Path(tempfile.mkdtemp(prefix="plait-model-"))
         self.run_dir: Path | None = None
         self.inferred: str | None = None  # the commented config `from_table` decided
         self._run = None
@@ -208,7 +209,9 @@ class Model:
         """`table` with in-memory media written as files; the folder is made only when a cell needs it."""
         kinds, rates = {}, {}
         for spec in self.raw.get("inputs") or []:
-            kind = "video" if spec.get("source") == "video_column" else spec.get("type")
-            kinds.setdefault(spec.get("column"), kind)
+            kinds.setdefault(spec.get("column"), spec.get("type"))
             rates[spec.get("column")] = spec.get("sample_rate", 16000)
+        for spec in self.raw.get("inputs") or []:
+            if spec.get("source") == "video_column":  # a clip's sound track: frames in memory have none
+                kinds[spec.get("column")] = "sound of video"
         return with_files(table, folder or self.workdir / f"media-{uuid.uuid4().hex[:12]}", kinds, rates)
