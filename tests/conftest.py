@@ -26,19 +26,6 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
-# The files that take longest (measured on 2 cores, longest first): `make test` runs two workers that each take the
-# next file when done with one (`--dist loadfile`), so starting these first leaves the short files to fill the end,
-# and both workers finish together instead of one running a long file alone.
-LONGEST_FIRST = ["test_captioning.py", "test_distributed.py", "test_ddp_data.py", "test_sequence_recipes.py",
-                 "test_caption_grounding.py", "test_optimizer_groups.py", "test_resume.py", "test_resume_overrides.py",
-                 "test_demo.py", "test_sentiment_recipe.py", "test_tune_postgres.py", "test_tune.py", "test_precision.py",
-                 "test_bad_samples.py", "test_retrieval_recipe.py"]
-
-
-def pytest_collection_modifyitems(items):
-    rank = {name: position for position, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: every file keeps its own order
-
 
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path_factory, monkeypatch):
