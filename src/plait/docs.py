@@ -238,7 +238,7 @@ def expand_markers(text: str, where: str = "page") -> str:
 
 def main(argv: list[str]) -> int:
     """`python -m plait.docs config|cli` prints that reference as Markdown (the site builds them the same way)."""
-    kinds = {"config": lambda: config_reference(level=2), "cli": cli_reference}
+    kinds = {kind: _EXPANSIONS[kind] for kind in ("config", "cli")}
     if len(argv) != 1 or argv[0] not in kinds:
         print("usage: python -m plait.docs config|cli", file=sys.stderr)
         return 2

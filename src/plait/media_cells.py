@@ -61,16 +61,14 @@ def write_clip(path: Path, frames: np.ndarray, fps: float) -> None:
     """Uncompressed RGB frames in an AVI: exact pixels and any width and height (H.264 in yuv420p needs even ones)."""
     import av
 
+    from plait.demo.synthetic_media import encode_frames
+
     if len(frames) == 0:
         raise PlaitError(f"{path.name}: a clip needs at least one frame")
     with av.open(str(path), "w") as container:
         stream = container.add_stream("rawvideo", rate=Fraction(float(fps)).limit_denominator(1001))
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "bgr24"
-        for index, pixels in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
-            frame.pts = index
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
+        encode_frames(container, stream, frames)
 
 
 def _no_sound(clip, path: Path) -> str:

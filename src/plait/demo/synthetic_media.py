@@ -73,6 +73,15 @@ def _encode_audio(container, stream, samples: np.ndarray, sample_rate: int) -> N
     container.mux(stream.encode(None))
 
 
+def encode_frames(container, stream, frames: np.ndarray) -> None:
+    """Encode RGB `frames` (uint8 [T, H, W, 3]) into `stream`, one frame per time step, and flush the encoder."""
+    for index, pixels in enumerate(frames):
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
+        frame.pts = index
+        container.mux(stream.encode(frame))
+    container.mux(stream.encode(None))
+
+
 def write_clip(path, frames: np.ndarray, fps: int, audio: np.ndarray | None = None, sample_rate: int = 16000) -> Path:
     """Write RGB `frames` (uint8 [T, H, W, 3]) at `fps`, with `audio` (float32 [S] in [-1, 1], mono) as a second
     track when given. The codecs follow the extension (see the module docstring). Returns the path."""
@@ -100,11 +109,7 @@ def write_clip(path, frames: np.ndarray, fps: int, audio: np.ndarray | None = No
         else:
             video.codec_context.bit_rate = 4_000_000
         sound = _add_audio_stream(container, audio_codec, sample_rate) if audio_codec else None
-        for index, pixels in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
-            frame.pts = index
-            container.mux(video.encode(frame))
-        container.mux(video.encode(None))
+        encode_frames(container, video, frames)
         if sound is not None:
             _encode_audio(container, sound, audio, sample_rate)
     return path
